@@ -1,0 +1,37 @@
+# One-command set-up: every target installs what it needs into .venv from the lockfile.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint format demo lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check runbook steps tests
+	$(BIN)/ruff format --check runbook steps tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check runbook steps tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format runbook steps tests bench
+	$(BIN)/ruff check --fix runbook steps tests bench
+
+demo: $(STAMP)
+	$(BIN)/python -m runbook.demo
+
+# Re-pin every dependency (needs pip-tools; not part of the normal set-up).
+lock:
+	pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

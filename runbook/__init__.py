@@ -1,0 +1,3 @@
+"""runbook: an interactive remediation runbook for software supply-chain incidents."""
+
+__version__ = "0.1.0"

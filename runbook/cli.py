@@ -1,0 +1,199 @@
+"""The `runbook` command line. Headless: no TTY needed, nothing here imports Textual."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from runbook import __version__
+from runbook.exitcodes import FAILED as EXIT_FAILED
+from runbook.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from runbook.exitcodes import OK as EXIT_OK
+from runbook.exitcodes import USAGE as EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runbook",
+        description="Interactive remediation runbook for software supply-chain incidents.",
+    )
+    parser.add_argument("--version", action="version", version=f"runbook {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a playbook against a target directory")
+    run.add_argument("playbook", help="a playbook file, or the id of a bundled playbook")
+    run.add_argument("--target", type=Path, default=Path.cwd(), help="directory to act on (.)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="change nothing; journal what would be done"
+    )
+    run.add_argument("--yes", action="store_true", help="confirm every step (for CI and scripts)")
+    run.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    run.add_argument("--journal", type=Path, help="journal file (default: under the XDG state dir)")
+    run.add_argument("--from", dest="from_step", metavar="STEP_ID", help="start at this step")
+    run.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="STEP_ID=REASON",
+        help="skip a step, giving the reason (repeatable)",
+    )
+    run.add_argument("--new", action="store_true", help="start a new run even if one is unfinished")
+    run.add_argument("--operator", help="name recorded as the operator (default: $USER)")
+
+    validate = sub.add_parser("validate", help="check playbook files; exit 1 if any is invalid")
+    validate.add_argument("files", nargs="+")
+
+    sub.add_parser("schema", help="print the JSON Schema of the playbook format")
+    sub.add_parser("list", help="list the bundled playbooks")
+
+    audit = sub.add_parser("audit", help="audit-log tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser("verify", help="verify a journal's hash chain")
+    verify.add_argument("journal", type=Path)
+    verify.add_argument("--head", help="the head hash printed at the end of the run")
+
+    report = sub.add_parser("report", help="render a journal as the post-incident action log")
+    report.add_argument("journal", type=Path)
+    report.add_argument("--format", choices=("md", "json"), default="md")
+    report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+
+    note = sub.add_parser("note", help="add a note to a run's journal")
+    note.add_argument("journal", type=Path)
+    note.add_argument("text")
+    note.add_argument("--operator", help="name recorded with the note (default: $USER)")
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"runbook: {message}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+
+    status = EXIT_OK
+    for ref in args.files:
+        try:
+            path = resolve_playbook(ref)
+            loaded = load_playbook(path, display=ref if Path(ref).exists() else str(path))
+        except FileNotFoundError as exc:
+            _err(str(exc))
+            status = EXIT_FAILED
+            continue
+        except PlaybookInvalid as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        steps = len(loaded.playbook.steps)
+        print(f"{ref}: ok ({loaded.playbook.id} v{loaded.playbook.version}, {steps} steps)")
+    return status
+
+
+def cmd_schema(_: argparse.Namespace) -> int:
+    from runbook.schema import playbook_schema
+
+    print(json.dumps(playbook_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from runbook.playbook import PlaybookInvalid, bundled_playbooks, load_playbook
+
+    for pid, path in bundled_playbooks().items():
+        try:
+            title = load_playbook(path).playbook.title
+        except PlaybookInvalid:
+            title = "(invalid)"
+        print(f"{pid}\t{title}")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from runbook.journal import verify
+
+    try:
+        result = verify(args.journal, args.head)
+    except OSError as exc:
+        _err(f"cannot read {args.journal}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    if result.ok:
+        print(f"{args.journal}: {result}")
+        return EXIT_OK
+    print(f"{args.journal}:{result.bad_line}: chain broken: {result.reason}")
+    return EXIT_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from runbook.report import render
+
+    try:
+        text = render(args.journal, args.format)
+    except OSError as exc:
+        _err(f"cannot read {args.journal}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    from runbook.journal import Journal, JournalError
+    from runbook.redact import Redactor
+    from runbook.runner import operator_name
+
+    if not args.journal.is_file():
+        _err(f"no journal at {args.journal}")
+        return EXIT_USAGE
+    try:
+        with Journal(args.journal, Redactor()) as journal:
+            entry = journal.append(
+                "note", {"text": args.text, "by": args.operator or operator_name(os.environ)}
+            )
+    except JournalError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    print(f"note added (seq {entry['seq']}); head: {entry['hash']}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from runbook.headless import run_headless
+
+    return run_headless(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "list": cmd_list,
+    "report": cmd_report,
+    "note": cmd_note,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = cmd_audit_verify if args.command == "audit" else COMMANDS[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

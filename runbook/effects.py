@@ -1,0 +1,363 @@
+"""The single door for every side effect: live effects act and journal, dry-run ones only journal.
+
+A step never writes a file, deletes a tree or runs a command itself: it asks `Effects`, so a dry
+run holds by construction and the journal is complete by construction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runbook.redact import Redactor
+
+T = TypeVar("T")
+OUTPUT_TAIL = 4000
+
+
+class EffectError(Exception):
+    """A side effect was refused or failed; the message names what and why."""
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int | None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    dry_run: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.dry_run or self.returncode == 0
+
+
+def sha256_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under `path`, never following a symlink."""
+    total = files = 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            st = current.lstat()
+        except OSError:
+            continue
+        total += st.st_size
+        files += 1
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                stack.extend(current.iterdir())
+            except OSError:
+                continue
+    return total, files
+
+
+class Effects:
+    """Side effects confined to `roots`, journaled through `record`, backed up into `backup_dir`."""
+
+    def __init__(
+        self,
+        *,
+        dry_run: bool,
+        roots: Sequence[Path],
+        backup_dir: Path,
+        record: Callable[[str, dict[str, Any]], Any],
+        redactor: Redactor,
+    ) -> None:
+        self.dry_run = dry_run
+        self.roots = [Path(os.path.realpath(r)) for r in roots]
+        self.backup_dir = backup_dir
+        self._record = record
+        self.redactor = redactor
+
+    # -- confinement -------------------------------------------------------------------------
+    def confine(self, path: Path, *, allow_root: bool = False) -> Path:
+        """The real location of `path` (its last component not resolved), or refuse it."""
+        path = Path(path)
+        if not path.is_absolute():
+            raise EffectError(f"refusing a relative path: {path}")
+        real = Path(os.path.realpath(path.parent)) / path.name
+        for root in self.roots:
+            if _inside(real, root) and (allow_root or real != root):
+                return real
+        allowed = ", ".join(str(r) for r in self.roots)
+        raise EffectError(f"refusing to touch {path}: it is outside the target ({allowed})")
+
+    def _journal(self, op: str, **data: Any) -> None:
+        self._record("effect", {"op": op, "dry_run": self.dry_run, **data})
+
+    # -- files -------------------------------------------------------------------------------
+    def write_file(self, path: Path, content: bytes | str, *, reason: str = "") -> str | None:
+        """Atomically replace (or create) a file, keeping a backup of the old one.
+
+        Returns the backup's path (None when the file is new or in a dry run).
+        """
+        real = self.confine(path)
+        data = content.encode() if isinstance(content, str) else content
+        before = sha256_file(real)
+        after = hashlib.sha256(data).hexdigest()
+        if self.dry_run:
+            self._journal(
+                "write_file",
+                path=str(real),
+                reason=reason,
+                sha256_before=before,
+                sha256_after=after,
+                outcome="would",
+            )
+            return None
+        backup = self._backup(real) if before is not None else None
+        try:
+            mode = stat.S_IMODE(real.stat().st_mode) if before is not None else 0o644
+            fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, mode)
+                os.replace(tmp, real)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._fsync_dir(real.parent)
+        except OSError as exc:
+            self._journal(
+                "write_file",
+                path=str(real),
+                reason=reason,
+                outcome="error",
+                error=exc.strerror or str(exc),
+            )
+            raise EffectError(f"cannot write {real}: {exc.strerror or exc}") from None
+        self._journal(
+            "write_file",
+            path=str(real),
+            reason=reason,
+            sha256_before=before,
+            sha256_after=after,
+            backup=str(backup) if backup else None,
+            outcome="ok",
+        )
+        return str(backup) if backup else None
+
+    def _backup(self, real: Path) -> Path:
+        relative = str(real).lstrip("/")
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.backup_dir / stamp / relative
+        n = 1
+        while target.exists():
+            target = self.backup_dir / f"{stamp}-{n}" / relative
+            n += 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(real, target)
+        return target
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- trees -------------------------------------------------------------------------------
+    def remove_tree(self, path: Path, *, reason: str = "") -> int:
+        """Remove a directory tree inside a root; a symlink is unlinked, never followed.
+
+        Returns the bytes freed (would be freed, in a dry run). A missing path is a no-op, so a
+        rerun after a crash finishes the job instead of failing.
+        """
+        real = self.confine(path)
+        if not os.path.lexists(real):
+            self._journal("remove_tree", path=str(real), reason=reason, outcome="absent")
+            return 0
+        size, files = tree_size(real)
+        if self.dry_run:
+            self._journal(
+                "remove_tree",
+                path=str(real),
+                reason=reason,
+                bytes=size,
+                files=files,
+                outcome="would",
+            )
+            return size
+        try:
+            if real.is_symlink() or not real.is_dir():
+                real.unlink()
+            else:
+                _rmtree(real)
+        except OSError as exc:
+            left, _ = tree_size(real) if os.path.lexists(real) else (0, 0)
+            self._journal(
+                "remove_tree",
+                path=str(real),
+                reason=reason,
+                outcome="error",
+                bytes_freed=size - left,
+                error=exc.strerror or str(exc),
+            )
+            raise EffectError(f"cannot remove {real}: {exc.strerror or exc}") from None
+        self._journal(
+            "remove_tree", path=str(real), reason=reason, bytes=size, files=files, outcome="ok"
+        )
+        return size
+
+    # -- commands ----------------------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600,
+        reason: str = "",
+    ) -> CommandResult:
+        """Run a command (never through a shell) with a timeout, capturing its output."""
+        argv = [str(a) for a in argv]
+        cwd_real = self.confine(cwd, allow_root=True)
+        shown = self.redactor.text(" ".join(argv))
+        if self.dry_run:
+            self._journal("run", argv=shown, cwd=str(cwd_real), reason=reason, outcome="would")
+            return CommandResult(argv, None, dry_run=True)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=cwd_real,
+                env=dict(env) if env is not None else None,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except FileNotFoundError:
+            self._journal(
+                "run",
+                argv=shown,
+                cwd=str(cwd_real),
+                reason=reason,
+                outcome="error",
+                error="command not found",
+            )
+            raise EffectError(f"command not found: {argv[0]}") from None
+        except subprocess.TimeoutExpired as exc:
+            result = CommandResult(
+                argv,
+                None,
+                _text(exc.stdout),
+                _text(exc.stderr),
+                time.monotonic() - started,
+                timed_out=True,
+            )
+            self._journal(
+                "run",
+                argv=shown,
+                cwd=str(cwd_real),
+                reason=reason,
+                outcome="timeout",
+                timeout=timeout,
+                stderr_tail=result.stderr[-OUTPUT_TAIL:],
+            )
+            return result
+        result = CommandResult(
+            argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started
+        )
+        self._journal(
+            "run",
+            argv=shown,
+            cwd=str(cwd_real),
+            reason=reason,
+            outcome="ok" if proc.returncode == 0 else "error",
+            returncode=proc.returncode,
+            duration=round(result.duration, 3),
+            stdout_tail=proc.stdout[-OUTPUT_TAIL:],
+            stderr_tail=proc.stderr[-OUTPUT_TAIL:],
+        )
+        return result
+
+    # -- everything else (AWS, keyring, git) -------------------------------------------------
+    def call(
+        self,
+        service: str,
+        operation: str,
+        fn: Callable[[], T],
+        *,
+        summary: str,
+        dry_result: T | None = None,
+    ) -> T | None:
+        """Perform an external call (an AWS API, a keyring write, a git commit) through the door."""
+        if self.dry_run:
+            self._journal(
+                "call", service=service, operation=operation, summary=summary, outcome="would"
+            )
+            return dry_result
+        try:
+            result = fn()
+        except Exception as exc:
+            message = self.redactor.text(str(exc))
+            self._journal(
+                "call",
+                service=service,
+                operation=operation,
+                summary=summary,
+                outcome="error",
+                error=message,
+            )
+            raise EffectError(f"{service} {operation} failed: {message}") from None
+        self._journal("call", service=service, operation=operation, summary=summary, outcome="ok")
+        return result
+
+
+def _make_writable_and_retry(func: Callable[..., Any], path: str, _exc: Any) -> None:
+    """rmtree error hook: read-only entries (and their read-only parents) are made writable."""
+    writable = stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR
+    parent = os.path.dirname(path)
+    with contextlib.suppress(OSError):
+        os.chmod(parent, stat.S_IMODE(os.lstat(parent).st_mode) | writable)
+    if not os.path.islink(path):
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | writable)
+    func(path)
+
+
+def _rmtree(path: Path) -> None:
+    if "onexc" in shutil.rmtree.__code__.co_varnames:  # Python 3.12+
+        shutil.rmtree(path, onexc=_make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=_make_writable_and_retry)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

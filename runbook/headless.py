@@ -1,0 +1,193 @@
+"""`runbook run` without the TUI: one line per step (or JSON lines), for CI, scripts and fleets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from runbook.exitcodes import FAILED as EXIT_FAILED
+from runbook.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from runbook.exitcodes import OK as EXIT_OK
+from runbook.exitcodes import USAGE as EXIT_USAGE
+from runbook.journal import Journal, JournalError
+from runbook.models import StepSpec
+from runbook.operator import ConsoleOperator, HeadlessOperator, Operator
+from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+from runbook.redact import Redactor
+from runbook.runner import Runner, operator_name
+from runbook.runs import find_unfinished, new_journal_path
+from runbook.runstate import StepState
+
+LABEL = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "outstanding": "open"}
+
+
+def _err(message: str) -> None:
+    print(f"runbook: {message}", file=sys.stderr)
+
+
+def _parse_skips(values: list[str]) -> dict[str, str]:
+    skips = {}
+    for value in values:
+        step_id, sep, reason = value.partition("=")
+        if not sep or not reason.strip():
+            raise ValueError(f"--skip {value!r}: give a reason, as STEP_ID=REASON")
+        skips[step_id] = reason.strip()
+    return skips
+
+
+def _operator(args: argparse.Namespace) -> Operator:
+    name = args.operator or operator_name(os.environ)
+    if sys.stdin.isatty() and sys.stdout.isatty() and not args.json:
+        return ConsoleOperator(name, assume_yes=args.yes)
+    return HeadlessOperator(name, assume_yes=args.yes)
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    try:
+        path = resolve_playbook(args.playbook)
+        loaded = load_playbook(
+            path, display=args.playbook if Path(args.playbook).exists() else str(path)
+        )
+        skips = _parse_skips(args.skip)
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except PlaybookInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    step_ids = {s.id for s in loaded.playbook.steps}
+    for step_id in [args.from_step, *skips]:
+        if step_id and step_id not in step_ids:
+            _err(
+                f"no step '{step_id}' in {loaded.playbook.id}; steps: {', '.join(sorted(step_ids))}"
+            )
+            return EXIT_USAGE
+    target = Path(os.path.realpath(args.target))
+    if not target.is_dir():
+        _err(f"target {args.target} is not a directory")
+        return EXIT_USAGE
+    mode = "dry-run" if args.dry_run else "live"
+    journal_path = args.journal
+    resumed = False
+    if journal_path is None and not args.new:
+        journal_path = find_unfinished(env, loaded.playbook.id, target, mode)
+        resumed = journal_path is not None
+    if journal_path is None:
+        journal_path = new_journal_path(env, loaded.playbook.id)
+
+    emit = _json_emitter() if args.json else _text_emitter()
+    redactor = Redactor()
+    try:
+        journal = Journal(journal_path, redactor)
+    except (JournalError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    with journal:
+        runner = Runner(
+            loaded,
+            target,
+            journal,
+            _operator(args),
+            dry_run=args.dry_run,
+            redactor=redactor,
+            env=env,
+            listener=emit.step,
+        )
+        emit.start(loaded.playbook.id, target, mode, journal.path, resumed)
+        try:
+            summary = runner.run_all(from_step=args.from_step, skips=skips)
+        except KeyboardInterrupt:
+            emit.end(
+                "interrupted", journal.head, journal.path, "interrupted (Ctrl-C); rerun to resume"
+            )
+            return EXIT_INTERRUPTED
+    emit.end(
+        summary.outcome,
+        summary.head,
+        summary.journal,
+        summary.reason,
+        outstanding=summary.outstanding,
+    )
+    if summary.needs_confirmation:
+        return EXIT_USAGE
+    if summary.outcome != "completed" or summary.failed or summary.findings_remain:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class _text_emitter:
+    def start(self, playbook: str, target: Path, mode: str, journal: Path, resumed: bool) -> None:
+        verb = "resuming" if resumed else "running"
+        banner = "DRY RUN: nothing will be changed" if mode == "dry-run" else "LIVE"
+        print(f"{verb} {playbook} on {target} [{banner}]", flush=True)
+
+    def step(self, step: StepSpec, state: StepState) -> None:
+        label = LABEL.get(state.status, state.status)
+        took = f" ({state.duration:.1f}s)" if state.duration else ""
+        summary = f"  {state.summary}" if state.summary else ""
+        print(f"  {label:<8} {step.id:<28}{summary}{took}", flush=True)
+
+    def end(
+        self,
+        outcome: str,
+        head: str,
+        journal: Path,
+        reason: str = "",
+        outstanding: list[str] | None = None,
+    ) -> None:
+        print(f"run {outcome}" + (f": {reason}" if reason else ""))
+        if outstanding:
+            print(f"outstanding manual steps: {', '.join(outstanding)}")
+        print(f"journal: {journal}")
+        print(f"head: {head}", flush=True)
+
+
+class _json_emitter:
+    def _line(self, **data: object) -> None:
+        print(json.dumps(data, sort_keys=True), flush=True)
+
+    def start(self, playbook: str, target: Path, mode: str, journal: Path, resumed: bool) -> None:
+        self._line(
+            event="run",
+            playbook=playbook,
+            target=str(target),
+            mode=mode,
+            journal=str(journal),
+            resumed=resumed,
+        )
+
+    def step(self, step: StepSpec, state: StepState) -> None:
+        self._line(
+            event="step",
+            step=step.id,
+            title=step.title,
+            status=state.status,
+            summary=state.summary,
+            duration=state.duration,
+            findings=len(state.findings),
+        )
+
+    def end(
+        self,
+        outcome: str,
+        head: str,
+        journal: Path,
+        reason: str = "",
+        outstanding: list[str] | None = None,
+    ) -> None:
+        self._line(
+            event="end",
+            outcome=outcome,
+            reason=reason,
+            head=head,
+            journal=str(journal),
+            outstanding=outstanding or [],
+        )
