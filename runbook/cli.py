@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from runbook import __version__
@@ -32,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--yes", action="store_true", help="confirm every step (for CI and scripts)")
     run.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    run.add_argument(
+        "--no-input",
+        action="store_true",
+        help="never prompt, even from a terminal (as without a TTY)",
+    )
     run.add_argument("--journal", type=Path, help="journal file (default: under the XDG state dir)")
     run.add_argument("--from", dest="from_step", metavar="STEP_ID", help="start at this step")
     run.add_argument(
@@ -65,7 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     note.add_argument("journal", type=Path)
     note.add_argument("text")
     note.add_argument("--operator", help="name recorded with the note (default: $USER)")
+
+    for ep in metadata.entry_points(group=COMMANDS_GROUP):
+        if ep.name not in sub.choices:
+            ep.load()(sub)  # a plugin's `register(subparsers)`; it sets `handler`
     return parser
+
+
+COMMANDS_GROUP = "runbook.commands"
 
 
 def _err(message: str) -> None:
@@ -185,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = cmd_audit_verify if args.command == "audit" else COMMANDS[args.command]
+    if args.command == "audit":
+        handler = cmd_audit_verify
+    else:
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

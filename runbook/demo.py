@@ -34,7 +34,7 @@ def main() -> int:
     home.mkdir()
     os.environ.update({"HOME": str(home), "XDG_STATE_HOME": str(sandbox / "state")})
     print(f"demo sandbox: {sandbox} (HOME={home})\n", flush=True)
-    code = cli_main(["run", PLAYBOOK, "--target", str(target), "--dry-run", "--new"])
+    code = cli_main(["run", PLAYBOOK, "--target", str(target), "--dry-run", "--new", "--no-input"])
     journals = sorted((sandbox / "state" / "runbook" / PLAYBOOK).glob("*.jsonl"))
     if journals:
         report = sandbox / "action-log.md"

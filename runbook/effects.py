@@ -99,9 +99,15 @@ class Effects:
         path = Path(path)
         if not path.is_absolute():
             raise EffectError(f"refusing a relative path: {path}")
-        real = Path(os.path.realpath(path.parent)) / path.name
+        if path.name in ("", ".", ".."):
+            # `root/..` names the root's parent: resolve it whole, never keep a `..` in the result
+            real = Path(os.path.realpath(path))
+        else:
+            real = Path(os.path.realpath(path.parent)) / path.name
         for root in self.roots:
-            if _inside(real, root) and (allow_root or real != root):
+            if real == root and not allow_root:
+                raise EffectError(f"refusing to touch {path}: it is the target itself")
+            if _inside(real, root):
                 return real
         allowed = ", ".join(str(r) for r in self.roots)
         raise EffectError(f"refusing to touch {path}: it is outside the target ({allowed})")
@@ -116,6 +122,9 @@ class Effects:
         Returns the backup's path (None when the file is new or in a dry run).
         """
         real = self.confine(path)
+        if real.is_symlink() or (real.exists() and not real.is_file()):
+            what = "a symlink" if real.is_symlink() else "not a regular file"
+            raise EffectError(f"refusing to replace {real}: it is {what}")
         data = content.encode() if isinstance(content, str) else content
         before = sha256_file(real)
         after = hashlib.sha256(data).hexdigest()
@@ -129,8 +138,8 @@ class Effects:
                 outcome="would",
             )
             return None
-        backup = self._backup(real) if before is not None else None
         try:
+            backup = self._backup(real) if before is not None else None
             mode = stat.S_IMODE(real.stat().st_mode) if before is not None else 0o644
             fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
             try:
@@ -347,6 +356,13 @@ def _make_writable_and_retry(func: Callable[..., Any], path: str, _exc: Any) -> 
     if not os.path.islink(path):
         with contextlib.suppress(OSError):
             os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | writable)
+    if func is os.open:
+        # a directory that could not be opened (mode 0o000, say); `os.open(path)` cannot be
+        # retried as such (it needs flags), so remove it whole now that it may be readable
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise _exc[1] if isinstance(_exc, tuple) else _exc
+        _rmtree(Path(path))
+        return
     func(path)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def _err(message: str) -> None:
     print(f"runbook: {message}", file=sys.stderr)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: journaled, resumable
+
+
 def _parse_skips(values: list[str]) -> dict[str, str]:
     skips = {}
     for value in values:
@@ -40,7 +45,7 @@ def _parse_skips(values: list[str]) -> dict[str, str]:
 
 def _operator(args: argparse.Namespace) -> Operator:
     name = args.operator or operator_name(os.environ)
-    if sys.stdin.isatty() and sys.stdout.isatty() and not args.json:
+    if sys.stdin.isatty() and sys.stdout.isatty() and not (args.json or args.no_input):
         return ConsoleOperator(name, assume_yes=args.yes)
     return HeadlessOperator(name, assume_yes=args.yes)
 
@@ -89,6 +94,8 @@ def run_headless(args: argparse.Namespace) -> int:
         journal = Journal(journal_path, redactor)
     except (JournalError, OSError) as exc:
         _err(str(exc))
+        if resumed and isinstance(exc, JournalError) and "broken chain" in str(exc):
+            _err("keep that journal as evidence; start a new run with --new")
         return EXIT_FAILED
     with journal:
         runner = Runner(
@@ -102,6 +109,7 @@ def run_headless(args: argparse.Namespace) -> int:
             listener=emit.step,
         )
         emit.start(loaded.playbook.id, target, mode, journal.path, resumed)
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             summary = runner.run_all(from_step=args.from_step, skips=skips)
         except KeyboardInterrupt:
@@ -109,6 +117,8 @@ def run_headless(args: argparse.Namespace) -> int:
                 "interrupted", journal.head, journal.path, "interrupted (Ctrl-C); rerun to resume"
             )
             return EXIT_INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     emit.end(
         summary.outcome,
         summary.head,

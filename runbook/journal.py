@@ -57,11 +57,17 @@ class Verification:
 def verify_lines(lines: list[bytes], head: str | None = None) -> Verification:
     """Check every hash, `prev` link and `seq`; with `head`, also that the tail is all there."""
     prev, count = GENESIS, 0
+    before = GENESIS  # the hash of the line before `prev`'s line
     for number, raw in enumerate(lines, start=1):
         reason = _line_problem(raw, number, prev)
         if reason:
+            if _inserted_before(lines, number, before, prev):
+                # this line and the one after it continue the chain from two lines up: the line
+                # before it is the intruder (well-formed, with its own seq, prev and hash)
+                reason = "line inserted: the chain continues from the line before it"
+                return Verification(False, count - 1, before, number - 1, reason)
             return Verification(False, count, prev, number, reason)
-        prev, count = json.loads(raw)["hash"], count + 1
+        before, prev, count = prev, json.loads(raw)["hash"], count + 1
     if head is not None and prev != head:
         hashes = [json.loads(raw)["hash"] for raw in lines]
         if head in hashes:
@@ -89,11 +95,38 @@ def _line_problem(raw: bytes, number: int, prev: str) -> str:
         return "prev does not match the hash of the line before (line deleted or moved)"
     if entry_hash(entry) != entry["hash"]:
         return "hash does not match the entry's content (line modified)"
+    if canonical(entry) != raw:
+        return "line is not in canonical form (re-encoded or edited)"
     return ""
 
 
+def _inserted_before(lines: list[bytes], number: int, before: str, prev: str) -> bool:
+    """Whether line `number` is a sound entry following line `number - 2` directly, and the
+    chain goes on from it: then line `number - 1` is a branch that was slipped in."""
+    if number < 2 or number >= len(lines):
+        return False
+    try:
+        entry, following = json.loads(lines[number - 1]), json.loads(lines[number])
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (
+        isinstance(entry, dict)
+        and isinstance(following, dict)
+        and set(entry) == set(FIELDS)
+        and entry["seq"] == number - 1
+        and entry["prev"] == before
+        and entry_hash(entry) == entry["hash"]
+        and entry["hash"] != prev
+        and following.get("prev") == entry["hash"]
+    )
+
+
 def _split(raw: bytes) -> list[bytes]:
-    return [line for line in raw.split(b"\n") if line]
+    """The file's lines, numbered as in the file: a blank line is a line (and not an entry)."""
+    lines = raw.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def verify(path: Path, head: str | None = None) -> Verification:
@@ -106,7 +139,9 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     entries = []
     for raw in _split(Path(path).read_bytes()):
         with contextlib.suppress(ValueError):
-            entries.append(json.loads(raw))
+            entry = json.loads(raw)
+            if isinstance(entry, dict):
+                entries.append(entry)
     return entries
 
 
@@ -146,7 +181,11 @@ class Journal:
             raise JournalError(f"{self.path}: refusing to append to a broken chain: {result}")
         self.entries = [json.loads(line) for line in lines]
         if torn:
-            aside = self.path.with_name(self.path.name + ".torn")
+            aside = self.path.with_name(f"{self.path.name}.torn")
+            n = 1
+            while aside.exists():
+                aside = self.path.with_name(f"{self.path.name}.torn.{n}")
+                n += 1
             aside.write_bytes(torn)
             os.truncate(self.path, len(raw))
             self.append(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -48,6 +49,13 @@ def _exact_semver(version: str) -> str:
 ExactVersion = Annotated[str, AfterValidator(_exact_semver)]
 
 
+def _one_or_list(schema: dict[str, Any]) -> None:
+    """JSON Schema for a field that also takes one item where it takes a list (`when: {...}`)."""
+    arrays = [alt for alt in schema.get("anyOf", []) if alt.get("type") == "array"]
+    if arrays:
+        schema["anyOf"].insert(0, arrays[0]["items"])
+
+
 class Strict(BaseModel):
     """Base for every playbook model: unknown keys are an error, values are not coerced silently."""
 
@@ -62,8 +70,8 @@ class Reference(Strict):
 class TimeWindow(Strict):
     """When the bad versions could be installed (UTC)."""
 
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime
     note: str = ""
 
     @model_validator(mode="after")
@@ -173,7 +181,7 @@ class Condition(Strict):
     """Holds when an earlier step ended with one of `outcome` and/or reported findings."""
 
     step: str = Field(pattern=STEP_ID)
-    outcome: list[Outcome] | None = None
+    outcome: list[Outcome] | None = Field(default=None, json_schema_extra=_one_or_list)
     findings: Literal["any", "none"] | list[Severity] | None = None
 
     @field_validator("outcome", mode="before")
@@ -207,7 +215,7 @@ class StepSpec(Strict):
     description: str = ""
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     confirm: Literal["never", "destructive", "always"] = "destructive"
-    when: list[Condition] | None = None
+    when: list[Condition] | None = Field(default=None, json_schema_extra=_one_or_list)
     continue_on_error: bool = False
 
     @field_validator("when", mode="before")

@@ -91,6 +91,14 @@ class ConsoleOperator(Operator):
     def confirm(self, step: StepSpec, plan: Plan, *, typed: bool) -> Confirmation:
         if self.assume_yes and not typed:
             return Confirmation("yes", f"{self.name} (--yes)")
+        try:
+            return self._confirm(step, plan, typed=typed)
+        except EOFError:
+            raise ConfirmationRequired(
+                f"step '{step.id}' needs confirmation and the terminal's input was closed"
+            ) from None
+
+    def _confirm(self, step: StepSpec, plan: Plan, *, typed: bool) -> Confirmation:
         out = self.stdout
         out.write(f"\n== {step.title} [{step.id}]\n")
         for action in plan.actions:
@@ -114,10 +122,12 @@ class ConsoleOperator(Operator):
                 return Confirmation("skip", self.name, reason)
 
     def checklist(self, step: StepSpec, item_id: str, text: str) -> ItemAnswer:
+        prompt = f"  [ ] {text}\n      done? [y]es / [n]o (declined) / [l]ater: "
         while True:
-            reply = self._ask(
-                f"  [ ] {text}\n      done? [y]es / [n]o (declined) / [l]ater: "
-            ).lower()
+            try:
+                reply = self._ask(prompt).lower()
+            except EOFError:
+                return "outstanding"
             if reply in ("y", "yes"):
                 return "done"
             if reply in ("n", "no"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "an empty list" if not value else "a list"
+    if isinstance(value, date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -115,6 +118,10 @@ def _message(item: Any) -> str:
         return f"needs at least {count} item{'s' if count != 1 else ''}" + got
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "timezone_aware" and isinstance(value, datetime):
+        return "needs a timezone, e.g. 2026-03-31T00:21:00Z (UTC)" + got
+    if kind == "timezone_aware":
+        return "expected a date and time with a timezone, like 2026-03-31T00:21:00Z" + got
     if kind.startswith(("datetime_", "date_")):
         return "expected a date and time like 2026-03-31T00:21:00Z" + got
     message = item["msg"].removeprefix("Value error, ")

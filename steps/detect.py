@@ -1,0 +1,79 @@
+"""`detect`: the scanner as a playbook step. It only observes, so its plan has no actions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from pydantic import Field
+
+from runbook.step import (
+    Plan,
+    StepContext,
+    StepError,
+    StepKind,
+    StepParams,
+    StepResult,
+    fingerprint_of,
+)
+from steps.scan import ScanOptions, scan
+
+
+class DetectParams(StepParams):
+    paths: list[str] = Field(
+        default_factory=lambda: ["."], description="Directories to scan, relative to the target."
+    )
+    host: bool = Field(
+        default=False,
+        description="Also scan caches, global installs, editors "
+        "and host indicators of this machine.",
+    )
+    root: str | None = Field(default=None, description="Scan a mounted disk image at this path.")
+    history: bool = Field(default=False, description="Also read the lockfiles' git history.")
+    verify: bool = Field(
+        default=False,
+        description="A verification scan: compromised or at-risk "
+        "findings mean the run is not clean.",
+    )
+
+
+class DetectStep(StepKind):
+    """Finds every trace of the incident's bad versions under the target (and on the host)."""
+
+    name = "detect"
+    Params = DetectParams
+    summary = "Scan lockfiles, manifests, install trees, caches and host indicators."
+    params: DetectParams
+
+    def _paths(self, ctx: StepContext) -> list[Path]:
+        paths = []
+        for relative in self.params.paths:
+            path = (ctx.target / relative).resolve()
+            if not path.is_dir():
+                raise StepError(f"detect: {relative} is not a directory under {ctx.target}")
+            paths.append(path)
+        return paths
+
+    def plan(self, ctx: StepContext) -> Plan:
+        options = ScanOptions(
+            host=self.params.host,
+            history=self.params.history,
+            root=Path(self.params.root) if self.params.root else None,
+        )
+        result = scan(self._paths(ctx), ctx.playbook.incident, options, env=ctx.env)
+        findings = result.findings
+        fingerprint = fingerprint_of([f.model_dump() for f in findings])
+        counts = Counter(f.severity for f in findings)
+        notes = [", ".join(f"{n} {s}" for s, n in counts.items()) or "no traces found"]
+        return Plan(findings=findings, fingerprint=fingerprint, notes=notes)
+
+    def current_fingerprint(self, ctx: StepContext, plan: Plan) -> str:
+        return plan.fingerprint  # applying changes nothing, so what was seen cannot go stale
+
+    def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
+        affected = [f for f in plan.findings if f.severity in ("compromised", "at-risk")]
+        counts = Counter(f.severity for f in plan.findings)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no traces found"
+        return StepResult(
+            "succeeded", summary, findings_remain=self.params.verify and bool(affected)
+        )

@@ -1,0 +1,289 @@
+"""The common shape every lockfile parser produces: packages, who depends on whom, and where."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class LockfileError(Exception):
+    """A lockfile could not be read. `line` is 1-based when known."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+@dataclass(frozen=True)
+class LockNode:
+    """One resolved package in a lockfile."""
+
+    key: str  # unique in this lockfile: install path, yarn entry, pnpm package key ...
+    name: str  # the real package name (an alias resolved to what it points at)
+    version: str  # the resolved version; "" for links, git, file and tarball entries
+    line: int | None = None  # 1-based line where the entry starts
+    alias: str | None = None  # the name it is installed under, when that differs from `name`
+
+
+@dataclass
+class LockGraph:
+    """A parsed lockfile. `roots` maps each project (root or workspace) to its direct deps."""
+
+    format: str  # e.g. "package-lock v3", "yarn v1", "yarn berry", "pnpm v9", "bun"
+    nodes: dict[str, LockNode] = field(default_factory=dict)
+    edges: dict[str, list[str]] = field(default_factory=dict)
+    roots: dict[str, list[str]] = field(default_factory=dict)
+    # Entries that were skipped or could not be fully understood (the parse still succeeded).
+    warnings: list[str] = field(default_factory=list)
+
+    def add_node(self, node: LockNode) -> None:
+        self.nodes[node.key] = node
+        self.edges.setdefault(node.key, [])
+
+    def add_root(self, project: str, direct: Iterable[str]) -> str:
+        """Record a project's direct deps; a name already taken gets a numbered suffix."""
+        name = project or "(root)"
+        n = 2
+        while name in self.roots:
+            name = f"{project} ({n})"
+            n += 1
+        self.roots[name] = list(dict.fromkeys(direct))
+        return name
+
+    def via(self, key: str) -> list[str] | None:
+        """Shortest chain from a project down to the parent of `key`.
+
+        `["app"]` means a direct dependency of project `app`; `["app", "lib@2.0.0"]` means app
+        depends on lib which depends on `key`. None when nothing reaches it (an orphan entry).
+        """
+        parents: dict[str, str | None] = {}
+        queue: deque[str] = deque()
+        for project, direct in self.roots.items():
+            for child in direct:
+                if child not in parents:
+                    parents[child] = f"\0{project}"
+                    queue.append(child)
+        while queue:
+            current = queue.popleft()
+            if current == key:
+                break
+            for child in self.edges.get(current, ()):
+                if child not in parents:
+                    parents[child] = current
+                    queue.append(child)
+        if key not in parents:
+            return None
+        chain: list[str] = []
+        step = parents[key]
+        while step is not None and not step.startswith("\0"):
+            node = self.nodes.get(step)
+            chain.append(f"{node.name}@{node.version}" if node else step)
+            step = parents.get(step)
+        chain.append(step[1:] if step else "")
+        return list(reversed(chain))
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the parsers.
+
+SEMVER_RE = re.compile(
+    r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+DEP_GROUPS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+RUNTIME_GROUPS = ("dependencies", "optionalDependencies", "peerDependencies")
+
+
+def clean_semver(value: object) -> str:
+    """`value` when it is a plain semver version (a leading `v` dropped), else ""."""
+    if isinstance(value, str) and SEMVER_RE.fullmatch(value):
+        return value[1:] if value.startswith("v") else value
+    return ""
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`name@rest` -> (name, rest); a scoped name keeps its leading `@`; no `@` -> (spec, None)."""
+    at = spec.find("@", 1)
+    if at < 0:
+        return spec, None
+    return spec[:at], spec[at + 1 :]
+
+
+def project_name(*candidates: object) -> str:
+    """The first candidate that is a non-empty string, else "(root)"."""
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return "(root)"
+
+
+def manifest_deps(manifest: object, groups: Iterable[str] = DEP_GROUPS) -> list[tuple[str, str]]:
+    """(name, spec) pairs of a package.json-like mapping, ignoring malformed groups."""
+    out: list[tuple[str, str]] = []
+    if not isinstance(manifest, dict):
+        return out
+    for group in groups:
+        deps = manifest.get(group)
+        if isinstance(deps, dict):
+            out.extend((k, v if isinstance(v, str) else "") for k, v in deps.items())
+    return out
+
+
+class LineCounter:
+    """1-based line numbers of offsets in `text`, asked for in increasing order (one pass)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+
+    def line_at(self, offset: int) -> int:
+        if offset < self.pos:  # rare: restart from the top
+            self.pos, self.line = 0, 1
+        self.line += self.text.count("\n", self.pos, offset)
+        self.pos = offset
+        return self.line
+
+
+def json_needle(key: str) -> tuple[str, ...]:
+    """The ways a JSON key may be written in a file (plain and ASCII-escaped)."""
+    plain = json.dumps(key, ensure_ascii=False)
+    ascii_ = json.dumps(key)
+    return (plain,) if plain == ascii_ else (plain, ascii_)
+
+
+def find_json_key(text: str, key: str, start: int, opener: re.Pattern[str]) -> tuple[int, int]:
+    """(offset of `"key"`, end of the match of `opener` after it), searching forward from `start`.
+
+    (-1, start) when not found. `opener` matches what must follow the key (a colon and `{` for an
+    object entry), so that a string value equal to the key is skipped.
+    """
+    for needle in json_needle(key):
+        at = start
+        while True:
+            i = text.find(needle, at)
+            if i < 0:
+                break
+            m = opener.match(text, i + len(needle))
+            if m:
+                return i, m.end()
+            at = i + 1
+    return -1, start
+
+
+OBJECT_OPENER = re.compile(r"\s*:\s*\{")
+ARRAY_OPENER = re.compile(r"\s*:\s*\[")
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """UTF-8 text of a lockfile (a BOM dropped); binary data or bad UTF-8 is a LockfileError."""
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise LockfileError(f"{what} contains binary data (a NUL byte): not a text lockfile", line)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LockfileError(
+            f"{what} is not valid UTF-8 text (bad byte at offset {exc.start})", line
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+_JSON_TOKEN = re.compile(
+    r"""\s*(?:("(?:[^"\\\x00-\x1f]|\\.)*")|(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"""
+    r"""|(true|false|null)|([{}\[\]:,]))"""
+)
+_LITERALS = {"true": True, "false": False, "null": None}
+_MISSING = object()
+
+
+def _loads_iterative(text: str) -> object:
+    """A JSON parser without recursion, for documents nested deeper than `json` allows."""
+    stack: list[list] = []  # frames: [container, pending key, state]
+    root: object = _MISSING
+    pos = 0
+    while True:
+        m = _JSON_TOKEN.match(text, pos)
+        if not m:
+            break
+        pos = m.end()
+        string, number, literal, punct = m.groups()
+        top = stack[-1] if stack else None
+        in_object = top is not None and isinstance(top[0], dict)
+        value_slot = (
+            root is _MISSING
+            if top is None
+            else top[2] == "value"
+            if in_object
+            else top[2] in ("value", "value_or_end")
+        )
+        produced: object = _MISSING
+        if punct in ("{", "["):
+            if not value_slot:
+                raise ValueError(f"unexpected {punct!r}")
+            if punct == "{":
+                stack.append([{}, None, "key_or_end"])
+            else:
+                stack.append([[], None, "value_or_end"])
+            continue
+        if punct in ("}", "]"):
+            want = (
+                ("key_or_end", "comma_or_end") if punct == "}" else ("value_or_end", "comma_or_end")
+            )
+            if top is None or in_object != (punct == "}") or top[2] not in want:
+                raise ValueError(f"unexpected {punct!r}")
+            produced = stack.pop()[0]
+        elif punct == ":":
+            if not in_object or top[2] != "colon":
+                raise ValueError("unexpected ':'")
+            top[2] = "value"
+            continue
+        elif punct == ",":
+            if top is None or top[2] != "comma_or_end":
+                raise ValueError("unexpected ','")
+            top[2] = "key" if in_object else "value"
+            continue
+        elif string is not None and in_object and top[2] in ("key_or_end", "key"):
+            top[1] = json.loads(string) if "\\" in string else string[1:-1]
+            top[2] = "colon"
+            continue
+        elif not value_slot:
+            raise ValueError("unexpected value")
+        elif string is not None:
+            produced = json.loads(string) if "\\" in string else string[1:-1]
+        elif number is not None:
+            produced = json.loads(number)
+        else:
+            produced = _LITERALS[literal]
+        top = stack[-1] if stack else None
+        if top is None:
+            root = produced
+        elif isinstance(top[0], dict):
+            top[0][top[1]] = produced
+            top[2] = "comma_or_end"
+        else:
+            top[0].append(produced)
+            top[2] = "comma_or_end"
+    if stack or root is _MISSING or text[pos:].strip():
+        line = text.count("\n", 0, pos) + 1
+        raise ValueError(f"unexpected text or end of data near line {line}")
+    return root
+
+
+def load_json(text: str, what: str) -> object:
+    """`json.loads`, falling back to an iterative parser for very deep nesting."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LockfileError(f"{what} is not valid JSON: {exc.msg}", exc.lineno) from None
+    except RecursionError:
+        pass
+    try:
+        return _loads_iterative(text)
+    except (ValueError, RecursionError) as exc:
+        raise LockfileError(f"{what} is not valid JSON: {exc}") from None

@@ -1,0 +1,84 @@
+"""`runbook scan`: the detector on its own, for "am I affected?" at 3 a.m. and for CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `scan` subcommand (called by the CLI through the `runbook.commands` group)."""
+    scan = sub.add_parser(
+        "scan",
+        help="find every trace of an incident's bad versions",
+        description="Exit codes: 0 nothing found, 1 compromised or at-risk findings, 2 error.",
+    )
+    scan.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="directories to scan (default: . unless --host or --root)",
+    )
+    scan.add_argument(
+        "--host",
+        action="store_true",
+        help="also this machine: caches, global installs, editors, host indicators",
+    )
+    scan.add_argument(
+        "--root",
+        type=Path,
+        metavar="DIR",
+        help="treat DIR as the filesystem root (a mounted disk image); implies --host",
+    )
+    scan.add_argument(
+        "--history",
+        action="store_true",
+        help="git history of the lockfiles: when a bad version entered and left",
+    )
+    scan.add_argument(
+        "--playbook",
+        default="axios-2026-03",
+        metavar="ID|FILE",
+        help="whose incident to look for (default: axios-2026-03)",
+    )
+    scan.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    scan.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    scan.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from runbook.exitcodes import FAILED, OK, USAGE
+    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from steps.scan import ScanOptions, scan
+    from steps.scan.output import RENDERERS
+
+    try:
+        playbook = load_playbook(resolve_playbook(args.playbook)).playbook
+    except FileNotFoundError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return USAGE
+    except PlaybookInvalid as exc:
+        print(exc, file=sys.stderr)
+        return USAGE
+    paths = list(args.paths)
+    if not paths and not (args.host or args.root):
+        paths = [Path(".")]
+    for path in paths:
+        if not path.is_dir():
+            print(f"runbook: {path} is not a directory", file=sys.stderr)
+            return USAGE
+    if args.root is not None and not args.root.is_dir():
+        print(f"runbook: --root {args.root} is not a directory", file=sys.stderr)
+        return USAGE
+    options = ScanOptions(
+        host=args.host, root=args.root.resolve() if args.root else None, history=args.history
+    )
+    result = scan([p.resolve() for p in paths], playbook.incident, options)
+    text = RENDERERS[args.format](result)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return FAILED if result.affected else OK

@@ -1,0 +1,126 @@
+"""`--history`: when a bad version entered and left each lockfile in git: commit, author, date."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import git
+
+from runbook.step import Finding
+from steps.npm.badset import BadSet
+from steps.npm.lockfiles import LockfileError, parse_lockfile
+from steps.scan.walk import LOCKFILE_NAMES
+
+MARK = "\x1e"
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str
+    date: str
+
+    def __str__(self) -> str:
+        return f"{self.sha[:10]} ({self.author}, {self.date})"
+
+
+def _pattern(badset: BadSet) -> str:
+    """A regex for `git log -G`: any line naming an any-version package or a bad version."""
+    parts = [re.escape(name) for name in sorted(badset.any_version)]
+    for versions in badset.bad_versions.values():
+        parts += [re.escape(v) for v in sorted(versions)]
+    return "|".join(parts)
+
+
+def _candidates(repo: git.Repo, badset: BadSet) -> dict[str, list[Commit]]:
+    """Per lockfile path, oldest first, the commits whose diff touched a line that may matter."""
+    specs = [f":(glob)**/{name}" for name in sorted(LOCKFILE_NAMES) if name != "bun.lockb"]
+    out = repo.git.log(
+        "--reverse",
+        "--format=" + MARK + "%H%x09%an%x09%aI",
+        "--name-only",
+        "-G",
+        _pattern(badset),
+        "--",
+        *specs,
+    )
+    by_path: dict[str, list[Commit]] = {}
+    current: Commit | None = None
+    for line in out.splitlines():
+        if line.startswith(MARK):
+            sha, author, date = line[1:].split("\t", 2)
+            current = Commit(sha, author, date)
+        elif line.strip() and current is not None and "node_modules/" not in line:
+            by_path.setdefault(line.strip(), []).append(current)
+    return by_path
+
+
+def _bad_at(repo: git.Repo, commit: Commit, path: str, badset: BadSet) -> set[tuple[str, str]]:
+    try:
+        blob = repo.commit(commit.sha).tree / path
+        data = blob.data_stream.read()
+    except (KeyError, ValueError):
+        return set()  # the lockfile does not exist in this commit
+    if not badset.mentions(data):
+        return set()
+    try:
+        graph = parse_lockfile(Path(PurePosixPath(path).name), data, None)
+    except LockfileError:
+        return set()
+    return {
+        (n.name, n.version)
+        for n in graph.nodes.values()
+        if n.name in badset.names and badset.is_bad(n.name, n.version)
+    }
+
+
+def scan_repo(repo_dir: Path, badset: BadSet) -> Iterator[Finding]:
+    try:
+        repo = git.Repo(repo_dir)
+        if not repo.head.is_valid():
+            return
+        candidates = _candidates(repo, badset)
+    except (git.GitError, ValueError) as exc:
+        yield Finding(
+            kind="history",
+            severity="unknown",
+            path=str(repo_dir),
+            message=f"cannot read git history: {str(exc).splitlines()[0]}",
+        )
+        return
+    for path, commits in sorted(candidates.items()):
+        entered: dict[tuple[str, str], Commit] = {}
+        for commit in commits:
+            present = _bad_at(repo, commit, path, badset)
+            for key in present - entered.keys():
+                entered[key] = commit
+            for key in set(entered) - present:
+                yield _finding(repo_dir, path, key, entered.pop(key), commit)
+        for key, since in entered.items():
+            yield _finding(repo_dir, path, key, since, None)
+
+
+def _finding(
+    repo_dir: Path, path: str, key: tuple[str, str], since: Commit, until: Commit | None
+) -> Finding:
+    name, version = key
+    window = f"from {since} until {until}" if until else f"since {since}, still at HEAD"
+    return Finding(
+        kind="history",
+        severity="at-risk",
+        path=str(repo_dir / path),
+        package=name,
+        version=version,
+        message=f"{name}@{version} was in {path} {window}: anything "
+        "that installed from it then (CI, laptops) may have run the malware",
+    )
+
+
+def scan_history(repos: list[Path], badset: BadSet) -> list[Finding]:
+    findings: list[Finding] = []
+    for repo_dir in repos:
+        findings += scan_repo(repo_dir, badset)
+    return findings

@@ -1,0 +1,183 @@
+"""Install trees: node_modules at any depth, pnpm's `.pnpm`, yarn berry's cache and unplugged."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from runbook.step import Finding
+from steps.npm.badset import BadSet
+
+BERRY_ARCHIVE = re.compile(
+    r"^(?P<name>.+?)-npm-(?P<version>\d+\.\d+\.\d+[^-]*(?:-[^-]+)*?)-[0-9a-f]{6,}"
+)
+PNPM_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^_()]+)")
+
+
+def _read_manifest(package_dir: str) -> dict:
+    with open(os.path.join(package_dir, "package.json"), "rb") as handle:
+        data = json.loads(handle.read())
+    return data if isinstance(data, dict) else {}
+
+
+def _installed_finding(
+    package_dir: str, name: str, badset: BadSet, kind: str, via: list[str], context: str
+) -> Finding | None:
+    try:
+        manifest = _read_manifest(package_dir)
+    except FileNotFoundError:
+        manifest = {}
+    except (OSError, ValueError) as exc:
+        if name in badset.any_version:
+            manifest = {}
+        else:
+            return Finding(
+                kind=kind,
+                severity="unknown",
+                path=package_dir,
+                package=name,
+                message=f"cannot read package.json: {getattr(exc, 'strerror', exc)}",
+            )
+    version = str(manifest.get("version", "")) if isinstance(manifest.get("version"), str) else ""
+    real = manifest.get("name") if isinstance(manifest.get("name"), str) else name
+    if real in badset.any_version or name in badset.any_version:
+        shown = real if real in badset.any_version else name
+        claims = (
+            f" (its package.json claims {version}; the malware rewrites it after it ran)"
+            if version
+            else ""
+        )
+        return Finding(
+            kind=kind,
+            severity="compromised",
+            path=package_dir,
+            package=shown,
+            version=version or None,
+            via=via or None,
+            message=f"{shown} is installed{context}{claims}",
+        )
+    if badset.is_bad(real, version):
+        return Finding(
+            kind=kind,
+            severity="compromised",
+            path=package_dir,
+            package=real,
+            version=version,
+            via=via or None,
+            message=f"{real}@{version} is installed{context}",
+        )
+    return None
+
+
+def _scan_pnpm_store(pnpm_dir: str, badset: BadSet, kind: str, context: str) -> Iterator[Finding]:
+    """`.pnpm/axios@1.14.1/node_modules/axios`; names of scoped packages use `+` for `/`."""
+    try:
+        entries = list(os.scandir(pnpm_dir))
+    except OSError:
+        return
+    for entry in entries:
+        match = PNPM_DIR.match(entry.name)
+        if not match:
+            continue
+        name = match.group("name").replace("+", "/")
+        if name not in badset.names:
+            continue
+        package_dir = os.path.join(entry.path, "node_modules", name)
+        finding = _installed_finding(package_dir, name, badset, kind, [], context)
+        if finding:
+            yield finding
+
+
+def scan_node_modules(
+    top: Path, badset: BadSet, *, kind: str = "installed", context: str = ""
+) -> Iterator[Finding]:
+    """Every bad package under one node_modules directory, nested copies included.
+
+    Only directories named like a bad package have their package.json read; every other package
+    costs one `stat` (for its own nested node_modules). Symlinks are never followed.
+    """
+    stack: list[tuple[str, list[str]]] = [(str(top), [])]
+    while stack:
+        nm, via = stack.pop()
+        try:
+            entries = list(os.scandir(nm))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                if name == ".pnpm":
+                    yield from _scan_pnpm_store(entry.path, badset, kind, context)
+                continue
+            if entry.is_symlink():
+                continue
+            if name.startswith("@"):
+                try:
+                    packages = [
+                        (f"{name}/{e.name}", e)
+                        for e in os.scandir(entry.path)
+                        if not e.is_symlink()
+                    ]
+                except OSError:
+                    continue
+            else:
+                packages = [(name, entry)]
+            for package, pentry in packages:
+                if package in badset.names:
+                    finding = _installed_finding(pentry.path, package, badset, kind, via, context)
+                    if finding:
+                        yield finding
+                nested = os.path.join(pentry.path, "node_modules")
+                if os.path.isdir(nested) and not os.path.islink(nested):
+                    stack.append((nested, [*via, package]))
+
+
+def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Finding]:
+    """Yarn berry cache archives: `axios-npm-1.14.1-<hash>.zip`, scopes as `@scope-name`."""
+    try:
+        entries = list(os.scandir(cache))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.endswith(".zip"):
+            continue
+        match = BERRY_ARCHIVE.match(entry.name)
+        if not match:
+            continue
+        name, version = _unscope(match.group("name"), badset), match.group("version")
+        if name and badset.is_bad(name, version):
+            yield Finding(
+                kind=kind,
+                severity="compromised",
+                path=entry.path,
+                package=name,
+                version=version,
+                message=f"yarn cache holds {name}@{version}",
+            )
+
+
+def _unscope(archive_name: str, badset: BadSet) -> str | None:
+    if archive_name in badset.names:
+        return archive_name
+    if archive_name.startswith("@"):
+        for name in badset.names:
+            if name.startswith("@") and name.replace("/", "-", 1) == archive_name:
+                return name
+    return None
+
+
+def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
+    """A project's `.yarn`: `cache/*.zip` and `unplugged/<archive-name>/node_modules/<pkg>`."""
+    yield from scan_berry_cache(yarn_dir / "cache", badset, kind="installed")
+    unplugged = yarn_dir / "unplugged"
+    try:
+        entries = list(os.scandir(unplugged))
+    except OSError:
+        return
+    for entry in entries:
+        nested = Path(entry.path) / "node_modules"
+        if nested.is_dir():
+            yield from scan_node_modules(nested, badset, context=" (yarn unplugged)")

@@ -1,0 +1,75 @@
+"""Lockfiles: a resolved bad version is `compromised`, with its line and dependency path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from runbook.step import Finding
+from steps.npm.badset import BadSet
+from steps.npm.lockfiles import LockfileError, parse_lockfile
+
+BUN_CONVERT = "bun install --save-text-lockfile --frozen-lockfile --lockfile-only"
+
+
+def _manifest_beside(path: Path) -> dict | None:
+    candidate = (
+        path.parent.parent / "package.json"
+        if path.parent.name == "node_modules"
+        else path.parent / "package.json"
+    )
+    try:
+        data = json.loads(candidate.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
+    """Findings for one lockfile (its bytes already read)."""
+    if path.name == "bun.lockb":
+        if badset.mentions(data):
+            yield Finding(
+                kind="lockfile",
+                severity="unknown",
+                path=str(path),
+                message=f"bun.lockb is binary and cannot be read; run `{BUN_CONVERT}` "
+                "to write a text bun.lock, then scan again",
+            )
+        return
+    try:
+        graph = parse_lockfile(path, data, _manifest_beside(path))
+    except LockfileError as exc:
+        yield Finding(
+            kind="lockfile",
+            severity="unknown",
+            path=str(path),
+            line=exc.line,
+            message=f"cannot parse {path.name}: {exc.reason}",
+        )
+        return
+    if not badset.mentions(data):
+        return
+    for node in graph.nodes.values():
+        if node.name not in badset.names or not badset.is_bad(node.name, node.version):
+            continue
+        via = graph.via(node.key)
+        alias = f" (installed as '{node.alias}')" if node.alias else ""
+        how = (
+            "as a direct dependency of " + via[0]
+            if via and len(via) == 1
+            else "via " + " > ".join(via)
+            if via
+            else "(no project depends on it any more)"
+        )
+        yield Finding(
+            kind="lockfile",
+            severity="compromised",
+            path=str(path),
+            line=node.line,
+            package=node.name,
+            version=node.version or None,
+            via=via,
+            message=f"{graph.format}: {node.name}@{node.version or '?'}{alias} resolved {how}",
+        )
