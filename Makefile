@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format demo lock clean
+.PHONY: setup tools test lint format demo lock clean
 
 setup: $(STAMP)
 
@@ -14,7 +14,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# Real npm-ecosystem tools for the tests (verdaccio, yarn 1, yarn berry, pnpm 10, bun), pinned by
+# tests/registry/package-lock.json; reinstalled only when that lockfile changes. The private userconfig
+# keeps the machine user's ~/.npmrc out; npm_config_* variables (a CI mirror or proxy) still apply.
+TOOLS_DIR := tests/registry
+TOOLS_STAMP := $(TOOLS_DIR)/node_modules/.installed
+
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS_DIR)/package-lock.json
+	cd $(TOOLS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --userconfig tools.npmrc
+	touch $(TOOLS_STAMP)
+
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check runbook steps tests
 	$(BIN)/ruff format --check runbook steps tests
 	$(BIN)/python -m pytest -q

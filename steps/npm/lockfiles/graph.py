@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import deque
@@ -58,7 +59,8 @@ class LockGraph:
         """Shortest chain from a project down to the parent of `key`.
 
         `["app"]` means a direct dependency of project `app`; `["app", "lib@2.0.0"]` means app
-        depends on lib which depends on `key`. None when nothing reaches it (an orphan entry).
+        depends on lib which depends on `key` (a link, git or file entry shows its name alone).
+        None when nothing reaches it (an orphan entry).
         """
         parents: dict[str, str | None] = {}
         queue: deque[str] = deque()
@@ -81,7 +83,9 @@ class LockGraph:
         step = parents[key]
         while step is not None and not step.startswith("\0"):
             node = self.nodes.get(step)
-            chain.append(f"{node.name}@{node.version}" if node else step)
+            chain.append(
+                (f"{node.name}@{node.version}" if node.version else node.name) if node else step
+            )
             step = parents.get(step)
         chain.append(step[1:] if step else "")
         return list(reversed(chain))
@@ -98,11 +102,16 @@ DEP_GROUPS = ("dependencies", "devDependencies", "optionalDependencies", "peerDe
 RUNTIME_GROUPS = ("dependencies", "optionalDependencies", "peerDependencies")
 
 
-def clean_semver(value: object) -> str:
-    """`value` when it is a plain semver version (a leading `v` dropped), else ""."""
-    if isinstance(value, str) and SEMVER_RE.fullmatch(value):
+@functools.lru_cache(maxsize=1 << 16)
+def _clean_semver(value: str) -> str:
+    if SEMVER_RE.fullmatch(value):
         return value[1:] if value.startswith("v") else value
     return ""
+
+
+def clean_semver(value: object) -> str:
+    """`value` when it is a plain semver version (a leading `v` dropped), else ""."""
+    return _clean_semver(value) if isinstance(value, str) else ""
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -202,6 +211,12 @@ _LITERALS = {"true": True, "false": False, "null": None}
 _MISSING = object()
 
 
+class _DeepJSONError(ValueError):
+    def __init__(self, message: str, text: str, pos: int) -> None:
+        super().__init__(message)
+        self.line = text.count("\n", 0, pos) + 1
+
+
 def _loads_iterative(text: str) -> object:
     """A JSON parser without recursion, for documents nested deeper than `json` allows."""
     stack: list[list] = []  # frames: [container, pending key, state]
@@ -225,7 +240,7 @@ def _loads_iterative(text: str) -> object:
         produced: object = _MISSING
         if punct in ("{", "["):
             if not value_slot:
-                raise ValueError(f"unexpected {punct!r}")
+                raise _DeepJSONError(f"unexpected {punct!r}", text, pos)
             if punct == "{":
                 stack.append([{}, None, "key_or_end"])
             else:
@@ -236,16 +251,16 @@ def _loads_iterative(text: str) -> object:
                 ("key_or_end", "comma_or_end") if punct == "}" else ("value_or_end", "comma_or_end")
             )
             if top is None or in_object != (punct == "}") or top[2] not in want:
-                raise ValueError(f"unexpected {punct!r}")
+                raise _DeepJSONError(f"unexpected {punct!r}", text, pos)
             produced = stack.pop()[0]
         elif punct == ":":
             if not in_object or top[2] != "colon":
-                raise ValueError("unexpected ':'")
+                raise _DeepJSONError("unexpected ':'", text, pos)
             top[2] = "value"
             continue
         elif punct == ",":
             if top is None or top[2] != "comma_or_end":
-                raise ValueError("unexpected ','")
+                raise _DeepJSONError("unexpected ','", text, pos)
             top[2] = "key" if in_object else "value"
             continue
         elif string is not None and in_object and top[2] in ("key_or_end", "key"):
@@ -253,7 +268,7 @@ def _loads_iterative(text: str) -> object:
             top[2] = "colon"
             continue
         elif not value_slot:
-            raise ValueError("unexpected value")
+            raise _DeepJSONError("unexpected value", text, pos)
         elif string is not None:
             produced = json.loads(string) if "\\" in string else string[1:-1]
         elif number is not None:
@@ -270,8 +285,7 @@ def _loads_iterative(text: str) -> object:
             top[0].append(produced)
             top[2] = "comma_or_end"
     if stack or root is _MISSING or text[pos:].strip():
-        line = text.count("\n", 0, pos) + 1
-        raise ValueError(f"unexpected text or end of data near line {line}")
+        raise _DeepJSONError("unexpected text or end of data", text, pos)
     return root
 
 
@@ -285,5 +299,102 @@ def load_json(text: str, what: str) -> object:
         pass
     try:
         return _loads_iterative(text)
+    except _DeepJSONError as exc:
+        raise LockfileError(f"{what} is not valid JSON: {exc}", exc.line) from None
     except (ValueError, RecursionError) as exc:
         raise LockfileError(f"{what} is not valid JSON: {exc}") from None
+
+
+def load_yaml(text: str, what: str) -> object:
+    """YAML with every scalar kept as a string (libyaml when available)."""
+    import yaml  # local: only the YAML lockfiles need it
+
+    loader = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
+    try:
+        return yaml.load(text, Loader=loader)  # BaseLoader: plain str/list/dict data only
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise LockfileError(
+            f"{what} is not valid YAML: {exc.problem or exc.context or 'syntax error'}", line
+        ) from None
+    except yaml.YAMLError as exc:
+        raise LockfileError(f"{what} is not valid YAML: {exc}") from None
+
+
+def _yaml_key(body: str) -> str | None:
+    """The key written at the start of a YAML block-mapping line (indentation removed)."""
+    if body.startswith("? "):
+        body = body[2:].strip()
+        if body[:1] not in ("'", '"'):
+            return body
+    if body.startswith('"'):
+        i = 1
+        while i < len(body):
+            c = body[i]
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                try:
+                    return json.loads(body[: i + 1])
+                except ValueError:
+                    return body[1:i]
+            i += 1
+        return None
+    if body.startswith("'"):
+        i = 1
+        while i < len(body):
+            if body[i] == "'":
+                if body[i + 1 : i + 2] == "'":
+                    i += 2
+                    continue
+                return body[1:i].replace("''", "'")
+            i += 1
+        return None
+    sep = body.find(": ")
+    if sep < 0:
+        sep = body.find(":\t")
+    if sep >= 0:
+        return body[:sep].rstrip()
+    if body.endswith(":"):
+        return body[:-1].rstrip()
+    return None
+
+
+def yaml_key_lines(text: str, sections: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Line numbers of the keys of a YAML document's block mappings, without a YAML parser.
+
+    For each name in `sections` (top-level keys), the keys one level below it; "" stands for the
+    top-level keys themselves. Good enough for lockfiles, which are machine-written block YAML.
+    """
+    wanted = set(sections)
+    out: dict[str, dict[str, int]] = {name: {} for name in wanted}
+    top = out.get("")
+    current: dict[str, int] | None = None
+    child_indent = -1
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        body = raw.lstrip(" ")
+        if not body or body.startswith("#") or body.isspace():
+            continue
+        indent = len(raw) - len(body)
+        body = body.rstrip("\r")
+        if indent == 0:
+            key = _yaml_key(body)
+            if key is None:
+                current = None
+                continue
+            if top is not None:
+                top.setdefault(key, lineno)
+            current = out.get(key) if key != "" else None
+            child_indent = -1
+            continue
+        if current is None:
+            continue
+        if child_indent < 0:
+            child_indent = indent
+        if indent == child_indent:
+            key = _yaml_key(body)
+            if key is not None:
+                current.setdefault(key, lineno)
+    return out

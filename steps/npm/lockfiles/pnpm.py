@@ -1,0 +1,168 @@
+"""pnpm-lock.yaml, lockfile versions 5.x, 6.x and 9.x.
+
+Package keys: v5 `/name/1.0.0_peer@2.0.0` (scoped `/@scope/name/1.0.0`, possibly prefixed by a
+registry host), v6 `/name@1.0.0(peer@2.0.0)`, v9 `name@1.0.0` under `packages` with the dependency
+graph under `snapshots` keyed with the peer suffixes. Projects are the `importers` (or, in older
+single-project lockfiles, the top-level dependency sections).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from steps.npm.lockfiles.graph import (
+    LockfileError,
+    LockGraph,
+    LockNode,
+    clean_semver,
+    load_yaml,
+    project_name,
+    split_spec,
+    yaml_key_lines,
+)
+
+_NAME = re.compile(r"(?:@[^/@\s]+/)?[^/@\s:]+")
+_IMPORTER_GROUPS = ("dependencies", "devDependencies", "optionalDependencies")
+_NODE_GROUPS = ("dependencies", "optionalDependencies")
+
+
+def _parse_key(key: str) -> tuple[str, str] | None:
+    """(name, version) of a package key; version "" for tarball, git and file keys."""
+    base = key.split("(", 1)[0]
+    bare = base.lstrip("/")
+    name, rest = split_spec(bare)
+    if rest is not None and _NAME.fullmatch(name):
+        version = clean_semver(rest.split("_", 1)[0])
+        if version or ":" in rest:
+            return name, version
+    segments = bare.split("/")
+    for i in range(len(segments) - 1, 0, -1):
+        version = clean_semver(segments[i].split("_", 1)[0])
+        if version:
+            if i >= 2 and segments[i - 2].startswith("@"):
+                return f"{segments[i - 2]}/{segments[i - 1]}", version
+            return segments[i - 1], version
+    return None
+
+
+def _mapping(doc: dict, field: str, where: str, line: int | None = None) -> dict:
+    value = doc.get(field)
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise LockfileError(f"pnpm-lock.yaml: {where}{field!r} is not a mapping", line)
+    return value
+
+
+def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
+    doc = load_yaml(text, "pnpm-lock.yaml")
+    name = project_name((manifest or {}).get("name"), project)
+    if doc is None or doc == "":
+        graph = LockGraph(format="pnpm (empty)")
+        graph.add_root(name, [])
+        return graph
+    if not isinstance(doc, dict):
+        raise LockfileError(
+            f"pnpm-lock.yaml: expected a mapping at the top level, got {type(doc).__name__}", 1
+        )
+    raw_version = doc.get("lockfileVersion")
+    try:
+        major = float(raw_version)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        major = -1.0
+    if not 5 <= major < 10:
+        raise LockfileError(
+            f"pnpm-lock.yaml: unsupported lockfileVersion {raw_version!r} (5.x to 9.x are known)"
+        )
+    graph = LockGraph(format=f"pnpm v{raw_version}")
+    lines = yaml_key_lines(text, ["packages", "snapshots", "importers"])
+    packages = _mapping(doc, "packages", "")
+    snapshots = _mapping(doc, "snapshots", "")
+
+    deps_of: dict[str, list[tuple[str, str]]] = {}
+
+    def add(key: str, pkg: object, graph_entry: object, line: int | None) -> None:
+        for label, value in (("package", pkg), ("snapshot", graph_entry)):
+            if value not in (None, "") and not isinstance(value, dict):
+                raise LockfileError(f"pnpm-lock.yaml: {label} {key!r} is not a mapping", line)
+        pkg = pkg or {}
+        graph_entry = graph_entry or {}
+        parsed = _parse_key(key)
+        field_name = pkg.get("name")  # type: ignore[union-attr]
+        if isinstance(field_name, str) and field_name:
+            pkg_name = field_name
+            version = parsed[1] if parsed and parsed[0] == field_name else ""
+        elif parsed is not None:
+            pkg_name, version = parsed
+        else:
+            graph.warnings.append(
+                f"line {line}: package key {key!r} names no package and was skipped"
+            )
+            return
+        graph.add_node(LockNode(key=key, name=pkg_name, version=version, line=line))
+        pairs: list[tuple[str, str]] = []
+        for group in _NODE_GROUPS:
+            deps = _mapping(graph_entry, group, f"{key!r}: ", line)  # type: ignore[arg-type]
+            pairs.extend((str(d), str(r)) for d, r in deps.items())
+        deps_of[key] = pairs
+
+    if snapshots:
+        covered = set()
+        for key, snap in snapshots.items():
+            base = key.split("(", 1)[0]
+            covered.add(base)
+            line = lines["packages"].get(base) or lines["snapshots"].get(key)
+            add(key, packages.get(base), snap, line)
+        for key, pkg in packages.items():
+            if key not in covered:
+                add(key, pkg, {}, lines["packages"].get(key))
+    else:
+        for key, pkg in packages.items():
+            add(key, pkg, pkg, lines["packages"].get(key))
+
+    v9 = bool(snapshots) or major >= 7
+    nodes = graph.nodes
+    aliases: dict[str, str] = {}
+
+    def resolve(dep: str, ref: str) -> str | None:
+        if ref.startswith("link:"):
+            return None  # a workspace project: a root of its own
+        if v9:
+            candidates = (f"{dep}@{ref}", ref, ref.removeprefix("npm:"), f"/{dep}@{ref}")
+        elif major >= 6:
+            candidates = (f"/{dep}@{ref}", ref, f"/{ref}", f"{dep}@{ref}")
+        else:
+            candidates = (f"/{dep}/{ref}", ref, f"/{ref}", f"/{dep}@{ref}")
+        for candidate in candidates:
+            node = nodes.get(candidate)
+            if node is not None:
+                if node.name != dep:
+                    aliases.setdefault(candidate, dep)
+                return candidate
+        return None
+
+    for key, pairs in deps_of.items():
+        out = [found for d, r in pairs if (found := resolve(d, r)) is not None and found != key]
+        graph.edges[key] = list(dict.fromkeys(out))
+
+    importers = _mapping(doc, "importers", "")
+    if not importers:
+        importers = {".": doc}
+    for path, importer in importers.items():
+        if importer in (None, ""):
+            importer = {}
+        if not isinstance(importer, dict):
+            line = lines["importers"].get(path)
+            raise LockfileError(f"pnpm-lock.yaml: importer {path!r} is not a mapping", line)
+        direct: list[str] = []
+        for group in _IMPORTER_GROUPS:
+            for dep, spec in _mapping(importer, group, f"importer {path!r}: ").items():
+                ref = spec.get("version") if isinstance(spec, dict) else spec
+                if isinstance(ref, str) and (found := resolve(str(dep), ref)) is not None:
+                    direct.append(found)
+        graph.add_root(name if path == "." else str(path), direct)
+
+    for key, alias in aliases.items():
+        graph.nodes[key] = dataclasses.replace(graph.nodes[key], alias=alias)
+    return graph

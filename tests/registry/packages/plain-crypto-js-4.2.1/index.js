@@ -1,0 +1,3 @@
+'use strict';
+// Fake plain-crypto-js for runbook's tests: no network, no side effects.
+module.exports = { name: 'plain-crypto-js', fake: true };
