@@ -62,11 +62,9 @@ def hand(rel: str) -> tuple[Path, bytes, dict | None]:
 
 
 def test_corpus_is_complete_with_its_licence():
-    assert (CORPUS / "LICENSE").read_text().startswith("\n") or "Apache" in (
-        CORPUS / "LICENSE"
-    ).read_text()
+    assert "Apache License" in (CORPUS / "LICENSE").read_text()
     assert "osv-scalibr" in (CORPUS / "README.md").read_text()
-    assert len(CORPUS_FILES) == 104
+    assert len(CORPUS_FILES) == 110
     assert set(INVALID) <= set(CORPUS_FILES)
 
 
@@ -390,7 +388,7 @@ def test_manifest_is_a_fallback_for_roots():
     assert bare.via("node_modules/axios") == ["my-app", "some-lib@2.0.0"]
     path, data, _ = hand("yarn-v1/yarn.lock")
     graph = parse_lockfile(path, data)
-    assert graph.via("axios@^1.14.0") == ["yarn-v1", "some-lib@2.0.0"]
+    assert graph.via("axios@^1.14.0") == ["yarn-v1", "local-tool"]  # first in file order
     assert "local-tool@file:./tools/local-tool" in graph.roots["yarn-v1"]
     path, data, _ = hand("npm-v1/package-lock.json")
     assert parse_lockfile(path, data).via("node_modules/axios") == ["my-app", "some-lib@2.0.0"]
@@ -441,7 +439,12 @@ def test_bun_lockb_tells_the_conversion_command():
         ("package-lock.json", b'{"lockfileVersion": 3, "packages": []}', "not an object", None),
         ("package-lock.json", b"[1, 2]", "expected a JSON object", 1),
         ("package-lock.json", b'{"lockfileVersion": 3,\n "packages": {', "not valid JSON", 2),
-        ("npm-shrinkwrap.json", b'{"lockfileVersion": 1, "dependencies": 5}', "not an object", None),
+        (
+            "npm-shrinkwrap.json",
+            b'{"lockfileVersion": 1, "dependencies": 5}',
+            "not an object",
+            None,
+        ),
         ("pnpm-lock.yaml", b"lockfileVersion: '4.0'\n", "lockfileVersion", None),
         ("pnpm-lock.yaml", b"packages: {}\n", "lockfileVersion", None),
         ("pnpm-lock.yaml", b"lockfileVersion: '9.0'\npackages: []\n", "not a mapping", None),
@@ -476,7 +479,9 @@ def test_wrong_types_inside_entries_give_the_entry_line():
         parse_lockfile(path, broken, manifest)
     assert info.value.line == 64
     assert "'version' is a int" in info.value.reason
-    broken = data.replace(b'"dependencies": {\n        "axios": "^1.14.1"\n      }', b'"dependencies": []')
+    broken = data.replace(
+        b'"dependencies": {\n        "axios": "^1.14.1"\n      }', b'"dependencies": []'
+    )
     with pytest.raises(LockfileError) as info:
         parse_lockfile(path, broken, manifest)
     assert info.value.line == 74
@@ -515,6 +520,8 @@ def _big_v3(n: int) -> bytes:
     sha = "sha512-" + "A" * 86 + "=="
     for i in range(n):
         deps = ",\n".join(f'        "pkg-{(i * 7 + j) % n}": "^1.0.0"' for j in (1, 2, 3))
+        if i == 1:
+            deps += ',\n        "axios": "^1.14.0"'
         parts.append(
             f',\n    "node_modules/pkg-{i}": {{\n      "version": "1.{i % 50}.{i % 7}",\n'
             f'      "resolved": "https://registry.example.test/pkg-{i}/-/pkg-{i}-1.0.0.tgz",\n'
@@ -522,7 +529,9 @@ def _big_v3(n: int) -> bytes:
             f'      "dependencies": {{\n{deps}\n      }},\n'
             f'      "engines": {{\n        "node": ">=12"\n      }}\n    }}'
         )
-    parts.append(',\n    "node_modules/pkg-1/node_modules/axios": {\n      "version": "1.14.1"\n    }')
+    parts.append(
+        ',\n    "node_modules/pkg-1/node_modules/axios": {\n      "version": "1.14.1"\n    }'
+    )
     parts.append("\n  }\n}\n")
     return "".join(parts).encode()
 
@@ -538,7 +547,11 @@ def test_fifty_megabyte_package_lock(tmp_path: Path):
     elapsed = time.perf_counter() - start
     assert len(graph.nodes) == 120_001
     assert graph.nodes["node_modules/pkg-1/node_modules/axios"].line == data.count(b"\n") - 4
-    assert graph.via("node_modules/pkg-1/node_modules/axios") == ["big", "pkg-0@1.0.0", "pkg-1@1.1.1"]
+    assert graph.via("node_modules/pkg-1/node_modules/axios") == [
+        "big",
+        "pkg-0@1.0.0",
+        "pkg-1@1.1.1",
+    ]
     assert elapsed < 20, elapsed  # typically a few seconds
 
 
@@ -562,21 +575,23 @@ def test_deep_nesting_v3():
 
 def test_deep_nesting_v1():
     depth = 1000
-    tail = '{"version": "1.14.1"}'
-    text = "{}"
+    tree = "{}"
     for i in reversed(range(depth)):
-        requires = f'{{"x{i + 1}": "1", "up": "1"}}'
-        text = f'{{"version": "1.0.0", "requires": {requires}, "dependencies": {text}}}'
-        text = text.replace('"dependencies": {}', '"dependencies": {}', 1)
-        text = f'{{"x{i}": {text}}}' if i == 0 else text
-        if i:
-            text = f'{{"x{i}": {text}}}'
-    body = f'{{"lockfileVersion": 1,\n"dependencies": {{"up": {tail},\n"x0": {text[len("{x0: "):]}'
-    data = body.encode()
-    graph = parse_lockfile(Path("deep/package-lock.json"), data, {"dependencies": {"x0": "1"}})
+        entry = (
+            f'{{"version": "1.0.0", "requires": {{"x{i + 1}": "1", "up": "1"}}, '
+            f'"dependencies": {tree}}}'
+        )
+        tree = f'{{"x{i}": {entry}}}'
+    text = (
+        '{"lockfileVersion": 1,\n"dependencies": {"up": {"version": "1.14.1"},\n' + tree[1:] + "}"
+    )
+    graph = parse_lockfile(
+        Path("deep/package-lock.json"), text.encode(), {"dependencies": {"x0": "1"}}
+    )
     deepest = max(graph.nodes, key=len)
     assert deepest.count("node_modules/") == depth
     assert len(graph.via(deepest)) == depth
     assert graph.via("node_modules/up") == ["deep", "x0@1.0.0"]
+    assert graph.edges[deepest] == ["node_modules/up"]
     assert graph.nodes["node_modules/up"].line == 2
     assert graph.nodes[deepest].line == 3

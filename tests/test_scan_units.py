@@ -266,16 +266,18 @@ def fake_root(tmp_path: Path) -> Path:
     return root
 
 
-def test_root_scan_finds_host_artifacts_in_every_home(tmp_path):
+def test_root_scan_finds_host_artifacts_and_projects_in_every_home(tmp_path):
     root = fake_root(tmp_path)
     result = scan([], INCIDENT, ScanOptions(root=root))
     got = sorted((f.kind, Path(f.path).relative_to(root).as_posix()) for f in result.findings)
     assert got == [
+        ("installed", "home/alice/src/app/node_modules/plain-crypto-js"),
         ("ioc", "ProgramData/wt.exe"),
         ("ioc", "Users/bob/AppData/Local/Temp/6202033.vbs"),
         ("ioc", "tmp/ld.py"),
     ]
-    assert result.targets == [f"host:{root}"]
+    homes = [str(root / "home/alice"), str(root / "Users/bob")]
+    assert result.targets == [*homes, f"host:{root}"]
 
 
 def test_wt_exe_with_another_hash_is_not_an_indicator(tmp_path):

@@ -90,10 +90,12 @@ def scan(
     """Run every detector the options ask for; findings sorted by severity, then place."""
     env = dict(os.environ if env is None else env)
     badset = BadSet(incident)
+    homes = home_dirs(options.root, env) if options.host or options.root else []
+    if options.root and not paths:
+        paths = homes  # a mounted laptop disk: every project in every home
     findings = scan_paths(paths, badset, history=options.history) if paths else []
     targets = [str(p) for p in paths]
     if options.host or options.root:
-        homes = home_dirs(options.root, env)
         live = options.root is None
         for home in homes:
             findings += scan_caches(home, env, badset, live)

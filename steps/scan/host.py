@@ -388,7 +388,7 @@ def _check_artifact(
             path=str(path),
             message=f"{artifact.path} exists but cannot be read: {exc.strerror}",
         )
-    label = artifact.description or artifact.path
+    label = f"{artifact.path} ({os_name} indicator)"
     if artifact.same_as:
         refs = artifact_paths(HostArtifact(path=artifact.same_as), os_name, root, homes, env)
         ref = next((r for r in refs if r.is_file()), None)
@@ -406,7 +406,7 @@ def _check_artifact(
             kind="ioc",
             severity="compromised",
             path=str(path),
-            message=f"{label}: identical to {artifact.same_as} (sha256 {digest[:12]})",
+            message=f"{label} is a copy of {artifact.same_as} (sha256 {digest[:12]})",
         )
     if artifact.sha256:
         if digest in artifact.sha256:
@@ -422,5 +422,5 @@ def _check_artifact(
         kind="ioc",
         severity=severity,
         path=str(path),
-        message=f"{label}: present ({artifact.confidence} confidence indicator)",
+        message=f"{label} is present ({artifact.confidence} confidence)",
     )

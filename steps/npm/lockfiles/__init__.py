@@ -7,6 +7,7 @@ exception type.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from steps.npm.lockfiles import bun, npm, pnpm, yarn
@@ -68,6 +69,9 @@ def parse_lockfile(path: Path, data: bytes, manifest: dict | None = None) -> Loc
     if not isinstance(manifest, dict):
         manifest = None
     project = _project_dir(Path(path)).name or "(root)"
+    # Parsing builds many objects and frees none: the cyclic GC would only rescan them.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         text = decode_text(data, name)
         if name in ("package-lock.json", "npm-shrinkwrap.json", ".package-lock.json"):
@@ -96,3 +100,6 @@ def parse_lockfile(path: Path, data: bytes, manifest: dict | None = None) -> Loc
         raise LockfileError(f"{name} is too large to read in memory") from None
     except Exception as exc:  # a safety net: the contract is LockfileError only
         raise LockfileError(f"{name} could not be parsed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if gc_was_enabled:
+            gc.enable()

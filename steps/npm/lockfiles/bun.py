@@ -114,8 +114,10 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
             f"bun.lock: unsupported lockfileVersion {version!r} (0 and 1 are known)"
         )
     graph = LockGraph(format=f"bun.lock v{version if version is not None else '?'}")
-    workspaces = doc.get("workspaces") or {}
-    packages = doc.get("packages") or {}
+    workspaces = doc.get("workspaces")
+    packages = doc.get("packages")
+    workspaces = {} if workspaces is None else workspaces
+    packages = {} if packages is None else packages
     for field, value in (("workspaces", workspaces), ("packages", packages)):
         if not isinstance(value, dict):
             raise LockfileError(f"bun.lock: {field!r} is a {type(value).__name__}, not an object")

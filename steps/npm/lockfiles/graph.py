@@ -158,8 +158,13 @@ class LineCounter:
         return self.line
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]')
+
+
 def json_needle(key: str) -> tuple[str, ...]:
     """The ways a JSON key may be written in a file (plain and ASCII-escaped)."""
+    if not _NEEDS_ESCAPE.search(key):
+        return (f'"{key}"',)
     plain = json.dumps(key, ensure_ascii=False)
     ascii_ = json.dumps(key)
     return (plain,) if plain == ascii_ else (plain, ascii_)
@@ -309,6 +314,9 @@ def load_yaml(text: str, what: str) -> object:
     """YAML with every scalar kept as a string (libyaml when available)."""
     import yaml  # local: only the YAML lockfiles need it
 
+    fast = fast_block_yaml(text)
+    if fast is not None:
+        return fast
     loader = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
     try:
         return yaml.load(text, Loader=loader)  # BaseLoader: plain str/list/dict data only
@@ -398,3 +406,158 @@ def yaml_key_lines(text: str, sections: Iterable[str]) -> dict[str, dict[str, in
             if key is not None:
                 current.setdefault(key, lineno)
     return out
+
+
+# A fast reader for the block-YAML subset that pnpm and yarn berry write. Anything outside that
+# subset makes it give up (None) and the caller falls back on PyYAML, so it never has to be
+# complete; where it answers, it answers like yaml.BaseLoader (every scalar a str, null as "").
+class _NotSimple(Exception):
+    pass
+
+
+_PLAIN_BAD_START = frozenset("@`%[]{},?!&*|>'\"#")
+_FLOW_ITEM = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^,{}\[\]"']*?)\s*(?:,|$)""")
+
+
+def _scalar(raw: str) -> str:
+    raw = raw.strip()
+    if not raw:
+        return ""
+    c = raw[0]
+    if c == '"':
+        if len(raw) < 2 or raw[-1] != '"':
+            raise _NotSimple
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise _NotSimple from None
+        if not isinstance(value, str):
+            raise _NotSimple
+        return value
+    if c == "'":
+        inner = raw[1:-1]
+        if len(raw) < 2 or raw[-1] != "'" or inner.replace("''", "").count("'"):
+            raise _NotSimple
+        return inner.replace("''", "'")
+    if c in _PLAIN_BAD_START or raw.startswith(("- ", ": ", "---", "...")) or raw == "-":
+        raise _NotSimple
+    if " #" in raw or "\t" in raw or ": " in raw or raw.endswith(":"):
+        raise _NotSimple
+    return raw
+
+
+def _split_key(body: str) -> tuple[str, str]:
+    """(key, rest after the colon) of a block-mapping line."""
+    if body[0] in "\"'":
+        quote = body[0]
+        i = 1
+        while i < len(body):
+            ch = body[i]
+            if quote == '"' and ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                if quote == "'" and body[i + 1 : i + 2] == "'":
+                    i += 2
+                    continue
+                break
+            i += 1
+        else:
+            raise _NotSimple
+        key = _scalar(body[: i + 1])
+        rest = body[i + 1 :].lstrip(" ")
+        if not rest.startswith(":") or (len(rest) > 1 and rest[1] != " "):
+            raise _NotSimple
+        return key, rest[1:].strip()
+    sep = body.find(": ")
+    if sep < 0:
+        if not body.endswith(":"):
+            raise _NotSimple
+        return _scalar(body[:-1]), ""
+    return _scalar(body[:sep]), body[sep + 2 :].strip()
+
+
+def _flow_mapping(raw: str) -> dict:
+    inner = raw[1:-1].strip()
+    out: dict = {}
+    if not inner:
+        return out
+    pos = 0
+    while pos < len(inner):
+        m = _FLOW_ITEM.match(inner, pos)
+        if not m or m.end() == pos:
+            raise _NotSimple
+        item = m.group(1)
+        pos = m.end()
+        if not item:
+            raise _NotSimple
+        if item[0] in "\"'":
+            raise _NotSimple  # quoted keys in flow mappings: leave to PyYAML
+        sep = item.find(": ")
+        if sep < 0:
+            raise _NotSimple
+        out[_scalar(item[:sep])] = _scalar(item[sep + 2 :])
+    return out
+
+
+def fast_block_yaml(text: str) -> object | None:
+    """The document as yaml.BaseLoader would build it, or None when it is not simple enough."""
+    try:
+        return _fast_block_yaml(text)
+    except (_NotSimple, IndexError):
+        return None
+
+
+def _fast_block_yaml(text: str) -> object:
+    root: dict = {}
+    # stack of (indent of the container's entries, container)
+    stack: list[tuple[int, dict | list]] = [(0, root)]
+    pending: tuple[int, dict, str] | None = None  # a key whose value starts on the next line
+    for raw in text.split("\n"):
+        line = raw.rstrip("\r").rstrip(" ")
+        body = line.lstrip(" ")
+        if not body or body.startswith("#"):
+            continue
+        if "\t" in line[: len(line) - len(body) + 1] or body.startswith(("---", "...", "%")):
+            raise _NotSimple
+        indent = len(line) - len(body)
+        is_item = body == "-" or body.startswith("- ")
+        if pending is not None:
+            p_indent, p_parent, p_key = pending
+            pending = None
+            if indent > p_indent or (is_item and indent == p_indent):
+                container: dict | list = [] if is_item else {}
+                p_parent[p_key] = container
+                stack.append((indent, container))
+            else:
+                p_parent[p_key] = ""
+        while stack and indent < stack[-1][0]:
+            stack.pop()
+        if not stack or indent != stack[-1][0]:
+            raise _NotSimple
+        container = stack[-1][1]
+        if is_item:
+            if not isinstance(container, list):
+                raise _NotSimple
+            value = body[1:].strip()
+            if value.startswith(("{", "[")) or (": " in value) or value.endswith(":"):
+                raise _NotSimple
+            container.append(_scalar(value))
+            continue
+        if not isinstance(container, dict):
+            raise _NotSimple
+        key, rest = _split_key(body)
+        if not rest:
+            pending = (indent, container, key)
+            container[key] = ""
+        elif rest[0] == "{":
+            if not rest.endswith("}") or "{" in rest[1:]:
+                raise _NotSimple
+            container[key] = _flow_mapping(rest)
+        elif rest[0] == "[":
+            if rest != "[]":
+                raise _NotSimple
+            container[key] = []
+        else:
+            container[key] = _scalar(rest)
+    return root if root else None

@@ -58,8 +58,8 @@ class _Resolver:
         self.index: dict[tuple[str, str], str] = {}
         self._up: dict[str, str] = {}
 
-    def add(self, key: str) -> None:
-        split = _split_location(key)
+    def add(self, key: str, split: tuple[str, str] | None = None) -> None:
+        split = split or _split_location(key)
         if split is not None:
             self.index.setdefault(split, key)
 
@@ -78,13 +78,15 @@ class _Resolver:
 
     def resolve(self, loc: str, name: str) -> str | None:
         index = self.index
+        ups = self._up
         while True:
             key = index.get((loc, name))
             if key is not None:
                 return key
             if not loc:
                 return None
-            loc = self.up(loc)
+            parent = ups.get(loc)
+            loc = self.up(loc) if parent is None else parent
 
 
 def _version(raw: object, resolved: object) -> str:
@@ -220,18 +222,22 @@ def _parse_packages(
     links: dict[str, str] = {}
     folders: list[str] = []
     tree: list[str] = []
+    splits: dict[str, tuple[str, str]] = {}
     for key, entry in packages.items():
         if key == "":
             continue
+        split = _split_location(key)
         if entry.get("link") is True:
             target = entry.get("resolved") or ""
             links[key] = target.removeprefix("file:")
-            resolver.add(key)
-        elif _split_location(key) is not None:
-            tree.append(key)
-            resolver.add(key)
-        else:
+        elif split is None:
             folders.append(key)
+            continue
+        else:
+            tree.append(key)
+        if split is not None:
+            splits[key] = split
+            resolver.add(key, split)
 
     link_targets = set(links.values())
     workspaces = {
@@ -239,19 +245,19 @@ def _parse_packages(
         for key in folders
         if (_is_workspace(key, patterns) if patterns else key not in link_targets)
     }
+    nodes, edges = graph.nodes, graph.edges
     for key in tree:
         entry = packages[key]
-        installed = _split_location(key)[1]  # type: ignore[index]
+        installed = splits[key][1]
         real = entry.get("name") or installed
-        graph.add_node(
-            LockNode(
-                key=key,
-                name=real,
-                version=_version(entry.get("version"), entry.get("resolved")),
-                line=lines.get(key),
-                alias=installed if real != installed else None,
-            )
+        nodes[key] = LockNode(
+            key=key,
+            name=real,
+            version=_version(entry.get("version"), entry.get("resolved")),
+            line=lines[key],
+            alias=installed if real != installed else None,
         )
+        edges[key] = []
     for key in folders:
         if key in workspaces:
             continue
@@ -266,7 +272,7 @@ def _parse_packages(
         )
     for key, target in links.items():
         if target not in packages:
-            installed = _split_location(key)[1]  # type: ignore[index]
+            installed = splits[key][1]
             graph.add_node(LockNode(key=key, name=installed, version="", line=lines.get(key)))
 
     def target_of(found: str) -> str | None:
@@ -277,20 +283,29 @@ def _parse_packages(
             return target if target in packages else found
         return found
 
+    resolve = resolver.resolve
+
     def resolve_all(loc: str, names: list[str]) -> list[str]:
         out: list[str] = []
         for dep in names:
-            found = resolver.resolve(loc, dep)
+            found = resolve(loc, dep)
             if found is not None:
-                child = target_of(found)
+                child = target_of(found) if links else found
                 if child is not None and child != loc:
                     out.append(child)
-        return list(dict.fromkeys(out))
+        return list(dict.fromkeys(out)) if len(out) > 1 else out
 
-    for key in graph.nodes:
+    for key in nodes:
         if key in links:
             continue
-        graph.edges[key] = resolve_all(key, _dep_names(packages[key], RUNTIME_GROUPS))
+        entry = packages[key]
+        names = [
+            dep
+            for group in RUNTIME_GROUPS
+            if (deps := entry.get(group))
+            for dep in deps  # type: ignore[union-attr]
+        ]
+        edges[key] = resolve_all(key, names) if names else []
 
     if isinstance(root, dict):
         graph.add_root(
