@@ -29,10 +29,15 @@ class Commit:
 
 def _pattern(badset: BadSet) -> str:
     """A regex for `git log -G`: any line naming an any-version package or a bad version."""
-    parts = [re.escape(name) for name in sorted(badset.any_version)]
+    parts = [_ere_escape(name) for name in sorted(badset.any_version)]
     for versions in badset.bad_versions.values():
-        parts += [re.escape(v) for v in sorted(versions)]
+        parts += [_ere_escape(v) for v in sorted(versions)]
     return "|".join(parts)
+
+
+def _ere_escape(text: str) -> str:
+    """Escape for POSIX extended regex (what `git log -G` uses): `re.escape` is not that."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
 
 
 def _candidates(repo: git.Repo, badset: BadSet) -> dict[str, list[Commit]]:
@@ -49,7 +54,7 @@ def _candidates(repo: git.Repo, badset: BadSet) -> dict[str, list[Commit]]:
     )
     by_path: dict[str, list[Commit]] = {}
     current: Commit | None = None
-    for line in out.splitlines():
+    for line in out.split("\n"):  # not splitlines(): it splits on the \x1e marker too
         if line.startswith(MARK):
             sha, author, date = line[1:].split("\t", 2)
             current = Commit(sha, author, date)

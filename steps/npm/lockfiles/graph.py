@@ -415,8 +415,7 @@ class _NotSimple(Exception):
     pass
 
 
-_PLAIN_BAD_START = frozenset("@`%[]{},?!&*|>'\"#")
-_FLOW_ITEM = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^,{}\[\]"']*?)\s*(?:,|$)""")
+_PLAIN_BAD_START = frozenset("@`%[]{},?!&*|>'\"#:")
 
 
 def _scalar(raw: str) -> str:
@@ -473,26 +472,42 @@ def _split_key(body: str) -> tuple[str, str]:
     if sep < 0:
         if not body.endswith(":"):
             raise _NotSimple
-        return _scalar(body[:-1]), ""
-    return _scalar(body[:sep]), body[sep + 2 :].strip()
+        sep = len(body) - 1
+    key = body[:sep]
+    if not key.strip():
+        raise _NotSimple
+    return _scalar(key), body[sep + 2 :].strip()
 
 
 def _flow_mapping(raw: str) -> dict:
-    inner = raw[1:-1].strip()
+    """A one-line flow mapping of scalars: `{a: 1, b: 'x, y'}`."""
     out: dict = {}
-    if not inner:
+    items: list[str] = []
+    start, quote, i, inner = 0, "", 0, raw[1:-1]
+    while i < len(inner):
+        ch = inner[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{}[]":
+            raise _NotSimple
+        elif ch == ",":
+            items.append(inner[start:i])
+            start = i + 1
+        i += 1
+    if quote:
+        raise _NotSimple
+    items.append(inner[start:])
+    if len(items) == 1 and not items[0].strip():
         return out
-    pos = 0
-    while pos < len(inner):
-        m = _FLOW_ITEM.match(inner, pos)
-        if not m or m.end() == pos:
-            raise _NotSimple
-        item = m.group(1)
-        pos = m.end()
-        if not item:
-            raise _NotSimple
-        if item[0] in "\"'":
-            raise _NotSimple  # quoted keys in flow mappings: leave to PyYAML
+    for item in items:
+        item = item.strip()
+        if not item or item[0] in "\"'":
+            raise _NotSimple  # quoted keys (or empty items) in flow mappings: leave to PyYAML
         sep = item.find(": ")
         if sep < 0:
             raise _NotSimple
