@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from runbook.step import (
+    Finding,
     Plan,
     StepContext,
     StepError,
@@ -17,6 +18,8 @@ from runbook.step import (
     fingerprint_of,
 )
 from steps.scan import ScanOptions, scan
+
+SEVERITIES = ("compromised", "at-risk", "unknown", "info")
 
 
 class DetectParams(StepParams):
@@ -63,8 +66,7 @@ class DetectStep(StepKind):
         result = scan(self._paths(ctx), ctx.playbook.incident, options, env=ctx.env)
         findings = result.findings
         fingerprint = fingerprint_of([f.model_dump() for f in findings])
-        counts = Counter(f.severity for f in findings)
-        notes = [", ".join(f"{n} {s}" for s, n in counts.items()) or "no traces found"]
+        notes = [_counts(findings)]
         return Plan(findings=findings, fingerprint=fingerprint, notes=notes)
 
     def current_fingerprint(self, ctx: StepContext, plan: Plan) -> str:
@@ -72,8 +74,17 @@ class DetectStep(StepKind):
 
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
         affected = [f for f in plan.findings if f.severity in ("compromised", "at-risk")]
-        counts = Counter(f.severity for f in plan.findings)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no traces found"
+        summary = _counts(plan.findings)
+        if self.params.verify and affected and ctx.dry_run:
+            summary += " (dry run: nothing was changed, so nothing is verified)"
         return StepResult(
-            "succeeded", summary, findings_remain=self.params.verify and bool(affected)
+            "succeeded",
+            summary,
+            findings_remain=self.params.verify and bool(affected) and not ctx.dry_run,
         )
+
+
+def _counts(findings: list[Finding]) -> str:
+    counts = Counter(f.severity for f in findings)
+    text = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])
+    return text or "no traces found"

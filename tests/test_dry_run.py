@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook.journal import verify
+from runbook.journal import read_entries, verify
 from tests.conftest import BUNDLED
 from tests.treehash import tree_digest
 
@@ -45,6 +45,16 @@ def test_dry_run_of_the_bundled_playbook_touches_nothing(run_cli, sandbox_env, p
     assert journal.is_relative_to(sandbox_env["XDG_STATE_HOME"])
     head = result.stdout.split("head: ")[1].split()[0]
     assert verify(journal, head).ok
+    assert "ok       detect                        6 compromised, 1 at-risk" in result.stdout
+    planned = next(e["data"] for e in read_entries(journal) if e["event"] == "step_planned")
+    found = sorted(
+        (f["kind"], f["package"], f.get("version"))
+        for f in planned["findings"]
+        if f["severity"] == "compromised"
+    )
+    assert ("lockfile", "axios", "1.14.1") in found
+    assert ("installed", "plain-crypto-js", "4.2.0") in found
+    assert ("cache", "axios", "1.14.1") not in found  # the sandbox HOME's cache index is a stub
     report = run_cli("report", journal)
     assert report.returncode == 0
     assert "| Mode | dry-run |" in report.stdout

@@ -595,3 +595,30 @@ def test_deep_nesting_v1():
     assert graph.edges[deepest] == ["node_modules/up"]
     assert graph.nodes["node_modules/up"].line == 2
     assert graph.nodes[deepest].line == 3
+
+
+def test_fast_yaml_reader_agrees_with_pyyaml():
+    import yaml
+
+    from steps.npm.lockfiles.graph import fast_block_yaml
+
+    sources = [*CORPUS.rglob("*.yaml"), *CORPUS.rglob("*.v2.lock"), *HAND.rglob("*.yaml")]
+    sources.append(HAND / "yarn-berry" / "yarn.lock")
+    fast_count = 0
+    for source in sources:
+        text = source.read_text()
+        fast = fast_block_yaml(text)
+        if fast is not None:
+            fast_count += 1
+            assert fast == yaml.load(text, Loader=yaml.CBaseLoader), source
+    assert fast_count >= len(sources) - 2  # only the comment-only files fall back
+    for tricky in (
+        "a: &x 1\nb: *x\n",
+        "a: |\n  text\n",
+        "a: 'it''s'\nb: \"q\\u0041\"\n",
+        "a: {b: 'x, y', c: d}\n",
+        "a:\n- 1\n- 2\n",
+        "a: b # comment\n",
+    ):
+        fast = fast_block_yaml(tricky)
+        assert fast is None or fast == yaml.load(tricky, Loader=yaml.CBaseLoader), tricky
