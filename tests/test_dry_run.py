@@ -24,7 +24,8 @@ def populate_home(home: Path) -> None:
     )
     index = home / ".npm" / "_cacache" / "index-v5" / "ab" / "cd"
     index.mkdir(parents=True)
-    (index / "ef0123").write_text('deadbeef\t{"key":"pacote:tarball:axios@1.14.1"}\n')
+    entry = '{"key":"pacote:tarball:axios@1.14.1","integrity":"sha512-x","time":1}'
+    (index / "ef0123").write_text(f"deadbeef\t{entry}\n")
     (home / ".ssh").mkdir(mode=0o700)
     (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n")
     (home / ".config" / "gh").mkdir(parents=True)
@@ -45,7 +46,7 @@ def test_dry_run_of_the_bundled_playbook_touches_nothing(run_cli, sandbox_env, p
     assert journal.is_relative_to(sandbox_env["XDG_STATE_HOME"])
     head = result.stdout.split("head: ")[1].split()[0]
     assert verify(journal, head).ok
-    assert "ok       detect                        6 compromised, 1 at-risk" in result.stdout
+    assert "ok       detect                        7 compromised, 1 at-risk" in result.stdout
     planned = next(e["data"] for e in read_entries(journal) if e["event"] == "step_planned")
     found = sorted(
         (f["kind"], f["package"], f.get("version"))
@@ -54,7 +55,7 @@ def test_dry_run_of_the_bundled_playbook_touches_nothing(run_cli, sandbox_env, p
     )
     assert ("lockfile", "axios", "1.14.1") in found
     assert ("installed", "plain-crypto-js", "4.2.0") in found
-    assert ("cache", "axios", "1.14.1") not in found  # the sandbox HOME's cache index is a stub
+    assert ("cache", "axios", "1.14.1") in found  # the step scans the (sandbox) host too
     report = run_cli("report", journal)
     assert report.returncode == 0
     assert "| Mode | dry-run |" in report.stdout
