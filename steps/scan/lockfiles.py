@@ -8,9 +8,7 @@ from pathlib import Path
 
 from runbook.step import Finding
 from steps.npm.badset import BadSet
-from steps.npm.lockfiles import LockfileError, parse_lockfile
-
-BUN_CONVERT = "bun install --save-text-lockfile --frozen-lockfile --lockfile-only"
+from steps.npm.lockfiles import BUN_CONVERT, LockfileError, parse_lockfile
 
 
 def _manifest_beside(path: Path) -> dict | None:
