@@ -6,16 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOCKFILE_NAMES = frozenset(
-    {
-        "package-lock.json",
-        "npm-shrinkwrap.json",
-        "yarn.lock",
-        "pnpm-lock.yaml",
-        "bun.lock",
-        "bun.lockb",
-    }
-)
+from steps.npm.lockfiles import LOCKFILE_NAMES as ALL_LOCKFILE_NAMES
+
+# npm's hidden `.package-lock.json` is looked up inside each node_modules instead
+LOCKFILE_NAMES = ALL_LOCKFILE_NAMES - {".package-lock.json"}
 # Package-manager caches, tool installs and editor data: covered by `--host`, and full of package
 # files that are not projects, so a path scan does not descend into them.
 HOST_DIRS = frozenset(
