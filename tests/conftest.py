@@ -57,9 +57,10 @@ def run_cli(sandbox_env: dict[str, str]) -> RunCli:
     def run(
         *args: str | Path, timeout: float = 120, **kwargs: object
     ) -> subprocess.CompletedProcess[str]:
+        env = kwargs.pop("env", sandbox_env)
         return subprocess.run(
             [str(RUNBOOK), *map(str, args)],
-            env=sandbox_env,
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

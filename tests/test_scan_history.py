@@ -122,3 +122,33 @@ def test_history_through_the_cli(run_cli, tmp_path):
 def test_a_repository_without_commits_is_fine(tmp_path):
     git.Repo.init(tmp_path / "empty")
     assert list(scan_repo(tmp_path / "empty", BAD)) == []
+
+
+def test_exposure_window_from_lockfiles_written_by_real_npm_and_yarn(tmp_path):
+    projects = Path(__file__).parent / "fixtures" / "projects"
+    root = tmp_path / "service"
+    repo = git.Repo.init(root)
+    clean = (projects / "clean" / "package-lock.json").read_text()
+    bad = (projects / "npm-transitive-nested" / "package-lock.json").read_text()
+    yarn_bad = (projects / "yarn1-direct" / "yarn.lock").read_text()
+    commit(repo, {"package-lock.json": clean}, "Carol", "2026-03-30T10:00:00+00:00")
+    entered = commit(
+        repo,
+        {"package-lock.json": bad, "ui/yarn.lock": yarn_bad},
+        "Alice",
+        "2026-03-31T02:00:00+00:00",
+    )
+    left = commit(
+        repo, {"package-lock.json": clean, "ui/yarn.lock": None}, "Bob", "2026-03-31T09:30:00+00:00"
+    )
+    findings = sorted(scan_repo(root, BAD), key=lambda f: (f.path, f.package))
+    got = [(Path(f.path).name, f.package, f.version) for f in findings]
+    assert got == [
+        ("package-lock.json", "axios", "1.14.1"),
+        ("package-lock.json", "plain-crypto-js", "4.2.1"),
+        ("yarn.lock", "axios", "1.14.1"),
+        ("yarn.lock", "plain-crypto-js", "4.2.1"),
+    ]
+    for finding in findings:
+        assert f"from {entered[:10]} (Alice, 2026-03-31T02:00:00+00:00)" in finding.message
+        assert f"until {left[:10]} (Bob, 2026-03-31T09:30:00+00:00)" in finding.message

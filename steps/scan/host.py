@@ -21,7 +21,8 @@ TARBALL_KEY = re.compile(
 YARN_V1_DIR = re.compile(
     r"^npm-(?P<name>.+)-(?P<version>\d+\.\d+\.\d+[^-]*)-[0-9a-f]{40}(?:-integrity)?$"
 )
-BUN_CACHE_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^@]+)@@@\d+$")
+# `axios@1.14.1@@@1`, or `axios@1.14.1@@registry.host__<hash>@@@1` for another registry
+BUN_CACHE_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^@]+)(?:@@[^@]+)?@@@\d+$")
 EDITOR_DIRS = (
     ".vscode/extensions",
     ".vscode-server/extensions",
@@ -226,8 +227,9 @@ def scan_caches(
         home / "Library/Caches/Yarn/v6",
         home / "AppData/Local/Yarn/Cache/v6",
     ]
-    if live and env.get("YARN_CACHE_FOLDER"):
-        yarn_v1.insert(0, Path(env["YARN_CACHE_FOLDER"]))
+    if live and env.get("YARN_CACHE_FOLDER"):  # yarn 1 keeps its v6 layout inside it
+        folder = Path(env["YARN_CACHE_FOLDER"])
+        yarn_v1[:0] = [folder / "v6", folder]
     for folder in yarn_v1:
         yield from _scan_named_dirs(folder, YARN_V1_DIR, badset, "yarn cache")
     yield from scan_berry_cache(home / ".yarn/berry/cache", badset, kind="cache")
