@@ -11,8 +11,9 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,19 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block is done (main thread only: handlers run there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class JournalError(Exception):
@@ -212,9 +226,11 @@ class Journal:
                 "prev": self.head,
             }
             entry["hash"] = entry_hash(entry)
-            os.write(self._fd, canonical(entry) + b"\n")
-            os.fsync(self._fd)
-            self.entries.append(entry)
+            line = canonical(entry) + b"\n"
+            with _signals_deferred():  # a Ctrl-C must not split the file from `entries`
+                os.write(self._fd, line)
+                self.entries.append(entry)
+                os.fsync(self._fd)
             return entry
 
     def close(self) -> None:

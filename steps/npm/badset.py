@@ -63,9 +63,19 @@ class BadSet:
         self.names: frozenset[str] = frozenset(self.bad_versions) | frozenset(self.any_version)
         # byte needles for a cheap "could this file mention a bad package at all?" test
         self.needles: tuple[bytes, ...] = tuple(sorted({n.encode() for n in self.names}))
+        # a file that resolved a bad version must contain the version or an any-version name
+        versions = {v for vs in self.bad_versions.values() for v in vs}
+        self.resolution_needles: tuple[bytes, ...] = tuple(
+            sorted({n.encode() for n in self.any_version} | {v.encode() for v in versions})
+        )
 
     def mentions(self, data: bytes) -> bool:
+        """Could this manifest mention a bad package (by name)?"""
         return any(needle in data for needle in self.needles)
+
+    def could_resolve(self, data: bytes) -> bool:
+        """Could this lockfile or cache file record a bad resolution (by version or name)?"""
+        return self.mentions(data) and any(n in data for n in self.resolution_needles)
 
     def is_bad(self, name: str, version: str) -> bool:
         if name in self.any_version:

@@ -69,7 +69,7 @@ def _bad_at(repo: git.Repo, commit: Commit, path: str, badset: BadSet) -> set[tu
         data = blob.data_stream.read()
     except (KeyError, ValueError):
         return set()  # the lockfile does not exist in this commit
-    if not badset.mentions(data):
+    if not badset.could_resolve(data):
         return set()
     try:
         graph = parse_lockfile(Path(PurePosixPath(path).name), data, None)

@@ -96,7 +96,7 @@ def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
                     data = handle.read()
             except OSError:
                 continue
-            if not badset.mentions(data):
+            if not badset.could_resolve(data):
                 continue
             yield from _index_bucket(path, data, badset)
     npx = cache / "_npx"
@@ -199,7 +199,7 @@ def scan_pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
                     data = handle.read()
             except OSError:
                 continue
-            if not badset.mentions(data):
+            if not badset.could_resolve(data):
                 continue
             try:
                 meta = json.loads(data)

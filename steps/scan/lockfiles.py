@@ -8,7 +8,7 @@ from pathlib import Path
 
 from runbook.step import Finding
 from steps.npm.badset import BadSet
-from steps.npm.lockfiles import BUN_CONVERT, LockfileError, parse_lockfile
+from steps.npm.lockfiles import BUN_CONVERT, LockfileError, check_lockfile, parse_lockfile
 
 
 def _manifest_beside(path: Path) -> dict | None:
@@ -37,6 +37,10 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
             )
         return
     try:
+        if not badset.could_resolve(data):
+            if path.name != ".package-lock.json":  # npm writes that one itself
+                check_lockfile(path, data)
+            return
         graph = parse_lockfile(path, data, _manifest_beside(path))
     except LockfileError as exc:
         yield Finding(
@@ -46,8 +50,6 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
             line=exc.line,
             message=f"cannot parse {path.name}: {exc.reason}",
         )
-        return
-    if not badset.mentions(data):
         return
     for node in graph.nodes.values():
         if node.name not in badset.names or not badset.is_bad(node.name, node.version):

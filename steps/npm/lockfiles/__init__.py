@@ -11,7 +11,7 @@ import gc
 from pathlib import Path
 
 from steps.npm.lockfiles import bun, npm, pnpm, yarn
-from steps.npm.lockfiles.graph import LockfileError, LockGraph, LockNode, decode_text
+from steps.npm.lockfiles.graph import LockfileError, LockGraph, LockNode, decode_text, load_json
 
 __all__ = [
     "BUN_CONVERT",
@@ -19,9 +19,11 @@ __all__ = [
     "LockGraph",
     "LockNode",
     "LockfileError",
+    "check_lockfile",
     "is_lockfile",
     "parse_lockfile",
 ]
+NPM_NAMES = ("package-lock.json", "npm-shrinkwrap.json", ".package-lock.json")
 
 # `.package-lock.json` counts only directly inside a node_modules dir (npm's hidden lockfile).
 LOCKFILE_NAMES = frozenset(
@@ -103,3 +105,23 @@ def parse_lockfile(path: Path, data: bytes, manifest: dict | None = None) -> Loc
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def check_lockfile(path: Path, data: bytes) -> None:
+    """Well-formedness only, for a lockfile that cannot hold a bad version: no graph is built.
+
+    npm's JSON lockfiles (most of a home directory's bytes) are only decoded; the other formats are
+    cheap enough to parse in full. Raises LockfileError like `parse_lockfile`.
+    """
+    name = Path(path).name
+    if name not in NPM_NAMES:
+        parse_lockfile(path, data)
+        return
+    try:
+        doc = load_json(decode_text(data, name), name)
+    except LockfileError:
+        raise
+    except Exception as exc:  # the same safety net as parse_lockfile
+        raise LockfileError(f"{name} could not be parsed ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(doc, dict):
+        raise LockfileError(f"{name} is not a JSON object")
