@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISDIR
 
 from runbook.step import Finding
 from steps.npm.badset import BadSet
@@ -130,9 +131,12 @@ def scan_node_modules(
                     finding = _installed_finding(pentry.path, package, badset, kind, via, context)
                     if finding:
                         yield finding
-                nested = os.path.join(pentry.path, "node_modules")
-                if os.path.isdir(nested) and not os.path.islink(nested):
-                    stack.append((nested, [*via, package]))
+                nested = pentry.path + "/node_modules"
+                try:  # one lstat per package: a symlinked node_modules is not a directory here
+                    if S_ISDIR(os.lstat(nested).st_mode):
+                        stack.append((nested, [*via, package]))
+                except OSError:
+                    pass
 
 
 def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Finding]:

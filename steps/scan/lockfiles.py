@@ -8,7 +8,14 @@ from pathlib import Path
 
 from runbook.step import Finding
 from steps.npm.badset import BadSet
-from steps.npm.lockfiles import BUN_CONVERT, LockfileError, check_lockfile, parse_lockfile
+from steps.npm.lockfiles import (
+    BUN_CONVERT,
+    NPM_NAMES,
+    LockfileError,
+    load_npm_lockfile,
+    parse_lockfile,
+)
+from steps.npm.lockfiles.quick import npm_resolutions
 
 
 def _manifest_beside(path: Path) -> dict | None:
@@ -24,6 +31,24 @@ def _manifest_beside(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _needs_full_parse(path: Path, data: bytes, badset: BadSet) -> bool:
+    """Whether the lockfile may hold a bad resolution; an unreadable one raises LockfileError.
+
+    The full parse (graph, dependency paths, line numbers) costs ten times a plain decode, and
+    almost no lockfile needs it: npm's are decoded and their entries compared, the rest are parsed
+    only when their bytes hold a bad version or an any-version name.
+    """
+    if path.name in NPM_NAMES:
+        if not badset.could_resolve(data) and path.name == ".package-lock.json":
+            return False  # npm writes that one itself: nothing to validate
+        doc = load_npm_lockfile(path, data)
+        return any(n in badset.names and badset.is_bad(n, v) for n, v in npm_resolutions(doc))
+    if badset.could_resolve(data):
+        return True
+    parse_lockfile(path, data)  # yarn, pnpm and bun files are cheap: validate them in full
+    return False
+
+
 def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
     """Findings for one lockfile (its bytes already read)."""
     if path.name == "bun.lockb":
@@ -37,9 +62,7 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
             )
         return
     try:
-        if not badset.could_resolve(data):
-            if path.name != ".package-lock.json":  # npm writes that one itself
-                check_lockfile(path, data)
+        if not _needs_full_parse(path, data, badset):
             return
         graph = parse_lockfile(path, data, _manifest_beside(path))
     except LockfileError as exc:

@@ -19,8 +19,8 @@ __all__ = [
     "LockGraph",
     "LockNode",
     "LockfileError",
-    "check_lockfile",
     "is_lockfile",
+    "load_npm_lockfile",
     "parse_lockfile",
 ]
 NPM_NAMES = ("package-lock.json", "npm-shrinkwrap.json", ".package-lock.json")
@@ -107,16 +107,12 @@ def parse_lockfile(path: Path, data: bytes, manifest: dict | None = None) -> Loc
             gc.enable()
 
 
-def check_lockfile(path: Path, data: bytes) -> None:
-    """Well-formedness only, for a lockfile that cannot hold a bad version: no graph is built.
+def load_npm_lockfile(path: Path, data: bytes) -> dict:
+    """The JSON document of an npm lockfile, checked to be an object; no graph is built.
 
-    npm's JSON lockfiles (most of a home directory's bytes) are only decoded; the other formats are
-    cheap enough to parse in full. Raises LockfileError like `parse_lockfile`.
+    Raises LockfileError like `parse_lockfile`.
     """
     name = Path(path).name
-    if name not in NPM_NAMES:
-        parse_lockfile(path, data)
-        return
     try:
         doc = load_json(decode_text(data, name), name)
     except LockfileError:
@@ -125,3 +121,4 @@ def check_lockfile(path: Path, data: bytes) -> None:
         raise LockfileError(f"{name} could not be parsed ({type(exc).__name__}: {exc})") from exc
     if not isinstance(doc, dict):
         raise LockfileError(f"{name} is not a JSON object")
+    return doc

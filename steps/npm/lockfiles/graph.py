@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 
 class LockfileError(Exception):
     """A lockfile could not be read. `line` is 1-based when known."""
@@ -295,7 +297,11 @@ def _loads_iterative(text: str) -> object:
 
 
 def load_json(text: str, what: str) -> object:
-    """`json.loads`, falling back to an iterative parser for very deep nesting."""
+    """orjson (several times faster on big lockfiles); `json` for errors and very deep nesting."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # let `json` name the problem (or cope with nesting deeper than orjson allows)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
