@@ -165,6 +165,8 @@ class Runner:
             env=self.env,
             dry_run=self.dry_run,
             record=self.record,
+            journal_entries=lambda: self.journal.entries,
+            journal_head=lambda: self.journal.head,
         )
 
     def blocked_by(self, step: StepSpec) -> str | None:

@@ -90,6 +90,21 @@ class StepContext:
     env: Mapping[str, str]
     dry_run: bool
     record: Any  # Callable[[str, dict], None]: journal an event (redacted on the way)
+    journal_entries: Any = None  # Callable[[], list[dict]]: this run's journal so far
+    journal_head: Any = None  # Callable[[], str]: the journal's current head hash
+
+    def changed_files(self) -> list[Path]:
+        """Files this run has replaced (live `write_file` effects), oldest first, no repeats."""
+        seen: dict[str, None] = {}
+        for entry in self.journal_entries() if self.journal_entries else []:
+            data = entry.get("data") or {}
+            if (
+                entry.get("event") == "effect"
+                and data.get("op") == "write_file"
+                and data.get("outcome") == "ok"
+            ):
+                seen.setdefault(data["path"], None)
+        return [Path(p) for p in seen]
 
     @property
     def home(self) -> Path:
