@@ -88,7 +88,7 @@ def run_headless(args: argparse.Namespace) -> int:
     if journal_path is None:
         journal_path = new_journal_path(env, loaded.playbook.id)
 
-    emit = _json_emitter() if args.json else _text_emitter()
+    emit = JsonEmitter() if args.json else TextEmitter()
     redactor = Redactor()
     try:
         journal = Journal(journal_path, redactor)
@@ -133,7 +133,9 @@ def run_headless(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _text_emitter:
+class TextEmitter:
+    """One readable line per step."""
+
     def start(self, playbook: str, target: Path, mode: str, journal: Path, resumed: bool) -> None:
         verb = "resuming" if resumed else "running"
         banner = "DRY RUN: nothing will be changed" if mode == "dry-run" else "LIVE"
@@ -160,7 +162,9 @@ class _text_emitter:
         print(f"head: {head}", flush=True)
 
 
-class _json_emitter:
+class JsonEmitter:
+    """One JSON object per line: the run, each step, the end."""
+
     def _line(self, **data: object) -> None:
         print(json.dumps(data, sort_keys=True), flush=True)
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PureWindowsPath
 
 from runbook.models import HostArtifact, Indicators
@@ -85,20 +85,28 @@ def npm_cache_dirs(home: Path, env: Mapping[str, str], live: bool) -> list[Path]
     return unique
 
 
-def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
-    """`_cacache/index-v5` entries for bad tarballs (any registry host), and `_npx` installs."""
-    index = cache / "_cacache" / "index-v5"
-    for dirpath, _, filenames in os.walk(index):
+def _files_that_could_resolve(
+    root: Path, badset: BadSet, wanted: Callable[[str, str], bool] = lambda d, f: True
+) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of the files under `root` whose bytes could record a bad resolution."""
+    for dirpath, _, filenames in os.walk(root):
         for filename in filenames:
+            if not wanted(dirpath, filename):
+                continue
             path = os.path.join(dirpath, filename)
             try:
                 with open(path, "rb") as handle:
                     data = handle.read()
             except OSError:
                 continue
-            if not badset.could_resolve(data):
-                continue
-            yield from _index_bucket(path, data, badset)
+            if badset.could_resolve(data):
+                yield path, data
+
+
+def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
+    """`_cacache/index-v5` entries for bad tarballs (any registry host), and `_npx` installs."""
+    for path, data in _files_that_could_resolve(cache / "_cacache" / "index-v5", badset):
+        yield from _index_bucket(path, data, badset)
     npx = cache / "_npx"
     try:
         runs = list(os.scandir(npx))
@@ -189,32 +197,27 @@ def _pnpm_stores(home: Path, env: Mapping[str, str], live: bool) -> list[Path]:
 
 def scan_pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
     """pnpm's content-addressed store keeps one index JSON per package with its name and version."""
-    for dirpath, _, filenames in os.walk(store):
-        for filename in filenames:
-            if not (filename.endswith("-index.json") or "index" in dirpath.split(os.sep)[-2:]):
-                continue
-            path = os.path.join(dirpath, filename)
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                continue
-            if not badset.could_resolve(data):
-                continue
-            try:
-                meta = json.loads(data)
-            except ValueError:
-                continue
-            name, version = meta.get("name"), meta.get("version")
-            if isinstance(name, str) and isinstance(version, str) and badset.is_bad(name, version):
-                yield Finding(
-                    kind="cache",
-                    severity="compromised",
-                    path=path,
-                    package=name,
-                    version=version,
-                    message=f"pnpm store holds {name}@{version}",
-                )
+
+    def is_index(dirpath: str, filename: str) -> bool:
+        return filename.endswith("-index.json") or "index" in dirpath.split(os.sep)[-2:]
+
+    for path, data in _files_that_could_resolve(store, badset, is_index):
+        try:
+            meta = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(meta, dict):
+            continue
+        name, version = meta.get("name"), meta.get("version")
+        if isinstance(name, str) and isinstance(version, str) and badset.is_bad(name, version):
+            yield Finding(
+                kind="cache",
+                severity="compromised",
+                path=path,
+                package=name,
+                version=version,
+                message=f"pnpm store holds {name}@{version}",
+            )
 
 
 def scan_caches(
