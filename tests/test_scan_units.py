@@ -129,7 +129,7 @@ def test_install_tree_nested_scoped_pnpm_and_self_cleaned_loader(tmp_path):
     ]
     crypto = findings[-1]
     assert crypto.severity == "compromised"
-    assert "claims 4.2.0" in crypto.message
+    assert "package.json says 4.2.0; every version of plain-crypto-js is evidence" in crypto.message
 
 
 def test_install_tree_symlinks_are_never_followed(tmp_path):

@@ -14,7 +14,7 @@ from runbook.models import Incident
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.scan.host import home_dirs, scan_caches, scan_editors, scan_globals, scan_indicators
-from steps.scan.installed import scan_node_modules, scan_yarn_dir
+from steps.scan.installed import scan_node_modules, scan_npm_aliases, scan_yarn_dir
 from steps.scan.lockfiles import scan_lockfile
 from steps.scan.manifests import scan_manifest
 from steps.scan.walk import walk
@@ -63,13 +63,17 @@ def scan_paths(paths: Iterable[Path], badset: BadSet, *, history: bool = False) 
     for path in inventory.manifests:
         data = _read(path)
         findings += [data] if isinstance(data, Finding) else scan_manifest(path, data, badset)
-    lockfiles = list(inventory.lockfiles)
     for nm in inventory.node_modules:
-        hidden = nm / ".package-lock.json"
-        if hidden.is_file():
-            lockfiles.append(hidden)
         findings += scan_node_modules(nm, badset)
-    for path in lockfiles:
+        hidden = nm / ".package-lock.json"  # npm's record of the installed tree
+        if hidden.is_file():
+            data = _read(hidden)
+            if isinstance(data, Finding):
+                findings.append(data)
+                continue
+            findings += scan_lockfile(hidden, data, badset)
+            findings += scan_npm_aliases(nm, data, badset)
+    for path in inventory.lockfiles:
         data = _read(path)
         findings += [data] if isinstance(data, Finding) else scan_lockfile(path, data, badset)
     for yarn_dir in inventory.yarn_dirs:

@@ -11,6 +11,7 @@ from stat import S_ISDIR
 
 from runbook.step import Finding
 from steps.npm.badset import BadSet
+from steps.npm.lockfiles import LockfileError, load_npm_lockfile
 
 BERRY_ARCHIVE = re.compile(
     r"^(?P<name>.+?)-npm-(?P<version>\d+\.\d+\.\d+[^-]*(?:-[^-]+)*?)-[0-9a-f]{6,}"
@@ -47,7 +48,7 @@ def _installed_finding(
     if real in badset.any_version or name in badset.any_version:
         shown = real if real in badset.any_version else name
         claims = (
-            f" (its package.json claims {version}; the malware rewrites it after it ran)"
+            f" (its package.json says {version}; every version of {shown} is evidence)"
             if version
             else ""
         )
@@ -185,3 +186,31 @@ def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
         nested = Path(entry.path) / "node_modules"
         if nested.is_dir():
             yield from scan_node_modules(nested, badset, context=" (yarn unplugged)")
+
+
+def scan_npm_aliases(nm: Path, hidden_lockfile: bytes, badset: BadSet) -> Iterator[Finding]:
+    """Bad packages npm installed under another name (`"http-client": "npm:axios@1.14.1"`).
+
+    Their directory does not carry the bad name, so the tree walk cannot see them; npm's hidden
+    lockfile (`node_modules/.package-lock.json`) says where they are.
+    """
+    if not badset.could_resolve(hidden_lockfile):
+        return
+    try:
+        doc = load_npm_lockfile(nm / ".package-lock.json", hidden_lockfile)
+    except LockfileError:
+        return  # reported by the lockfile scan
+    packages = doc.get("packages")
+    if not isinstance(packages, dict):
+        return
+    for key, entry in packages.items():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        alias = key.rpartition("node_modules/")[2]
+        if not isinstance(name, str) or name not in badset.names or alias == name:
+            continue
+        package_dir = nm.parent / key
+        if package_dir.is_dir() and not package_dir.is_symlink():
+            context = f" under the alias '{alias}'"
+            finding = _installed_finding(str(package_dir), name, badset, "installed", [], context)
+            if finding:
+                yield finding
