@@ -108,9 +108,9 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
         raise LockfileError(
             f"bun.lock: expected a JSON object at the top level, got {type(doc).__name__}", 1
         )
-    version = doc.get("lockfileVersion")  # 0, 1 and 2 seen: same tuple layout
-    if version is not None and (type(version) is not int or version not in (0, 1, 2)):
-        raise LockfileError(f"bun.lock: unsupported lockfileVersion {version!r} (0 to 2 are known)")
+    version = doc.get("lockfileVersion")  # 0 to 3 seen: same tuple layout
+    if version is not None and (type(version) is not int or version not in (0, 1, 2, 3)):
+        raise LockfileError(f"bun.lock: unsupported lockfileVersion {version!r} (0 to 3 are known)")
     graph = LockGraph(format=f"bun.lock v{version if version is not None else '?'}")
     workspaces = doc.get("workspaces")
     packages = doc.get("packages")
