@@ -72,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     note.add_argument("text")
     note.add_argument("--operator", help="name recorded with the note (default: $USER)")
 
+    undo = sub.add_parser("undo", help="restore every file a run changed from its backups")
+    undo.add_argument("journal", type=Path)
+    undo.add_argument(
+        "--force", action="store_true", help="also overwrite files edited since the run"
+    )
+    undo.add_argument(
+        "--dry-run", action="store_true", help="show what would be done; change nothing"
+    )
+    undo.add_argument("--operator", help="name recorded with the undo (default: $USER)")
+
     for ep in metadata.entry_points(group=COMMANDS_GROUP):
         if ep.name not in sub.choices:
             ep.load()(sub)  # a plugin's `register(subparsers)`; it sets `handler`
@@ -176,6 +186,31 @@ def cmd_note(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from runbook.journal import Journal, JournalError
+    from runbook.redact import Redactor
+    from runbook.runner import operator_name
+    from runbook.undo import preview, render, undo
+
+    if not args.journal.is_file():
+        _err(f"no journal at {args.journal}")
+        return EXIT_USAGE
+    try:
+        if args.dry_run:
+            report = preview(args.journal, force=args.force)
+        else:
+            with Journal(args.journal, Redactor()) as journal:
+                report = undo(
+                    journal, force=args.force, by=args.operator or operator_name(os.environ)
+                )
+    except JournalError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    for line in render(report):
+        print(line)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from runbook.headless import run_headless
 
@@ -189,6 +224,7 @@ COMMANDS = {
     "list": cmd_list,
     "report": cmd_report,
     "note": cmd_note,
+    "undo": cmd_undo,
 }
 
 

@@ -56,22 +56,31 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def tree_size(path: Path) -> tuple[int, int]:
-    """(bytes, files) under `path`, never following a symlink."""
-    total = files = 0
-    stack = [path]
+    """(bytes, entries) under `path` (itself included), never following a symlink.
+
+    One `lstat` per entry through `os.scandir` (whose type test needs no extra system call).
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0, 0
+    total, files = st.st_size, 1
+    if not stat.S_ISDIR(st.st_mode):
+        return total, files
+    stack = [os.fspath(path)]
     while stack:
-        current = stack.pop()
         try:
-            st = current.lstat()
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_size
+                        files += 1
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    except OSError:
+                        continue
         except OSError:
             continue
-        total += st.st_size
-        files += 1
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                stack.extend(current.iterdir())
-            except OSError:
-                continue
     return total, files
 
 
@@ -86,12 +95,48 @@ class Effects:
         backup_dir: Path,
         record: Callable[[str, dict[str, Any]], Any],
         redactor: Redactor,
+        protected: Sequence[Path] = (),
     ) -> None:
         self.dry_run = dry_run
         self.roots = [Path(os.path.realpath(r)) for r in roots]
         self.backup_dir = backup_dir
         self._record = record
         self.redactor = redactor
+        # never removed, nor any directory holding one, whatever the roots allow (e.g. HOME)
+        self.protected = [Path(os.path.realpath(p)) for p in protected]
+
+    def widened(self, roots: Sequence[Path], *, home: Path, reason: str = "") -> Effects:
+        """An `Effects` that may also act *inside* `roots`: places outside the target a step has
+        declared in its plan, such as package-manager caches under HOME.
+
+        Each extra root must be absolute and must not be `/`, HOME, or a directory holding HOME or
+        the target; `home` (and every earlier protected path) stays protected: `remove_tree` never
+        removes it nor anything that contains it. Like the target, an extra root itself is never
+        removed, only what lies inside it. The grant is journaled (op `allow_roots`). `self` is
+        left as it was: the widening lasts as long as the returned object is used.
+        """
+        home_real = Path(os.path.realpath(home))
+        protected = [*self.protected, home_real]
+        extra = []
+        for root in roots:
+            root = Path(root)
+            if not root.is_absolute():
+                raise EffectError(f"refusing to allow a relative root: {root}")
+            real = Path(os.path.realpath(root))
+            held = [p for p in (*protected, *self.roots) if _inside(p, real)]
+            if held:
+                raise EffectError(f"refusing to allow {root} as a root: it is or holds {held[0]}")
+            if real not in self.roots and real not in extra:
+                extra.append(real)
+        self._journal("allow_roots", roots=[str(r) for r in extra], reason=reason, outcome="ok")
+        return Effects(
+            dry_run=self.dry_run,
+            roots=[*self.roots, *extra],
+            backup_dir=self.backup_dir,
+            record=self._record,
+            redactor=self.redactor,
+            protected=protected,
+        )
 
     # -- confinement -------------------------------------------------------------------------
     def confine(self, path: Path, *, allow_root: bool = False) -> Path:
@@ -204,6 +249,9 @@ class Effects:
         rerun after a crash finishes the job instead of failing.
         """
         real = self.confine(path)
+        held = next((p for p in self.protected if _inside(p, real)), None)
+        if held is not None:
+            raise EffectError(f"refusing to remove {path}: it is or holds {held}")
         if not os.path.lexists(real):
             self._journal("remove_tree", path=str(real), reason=reason, outcome="absent")
             return 0
@@ -248,14 +296,65 @@ class Effects:
         env: Mapping[str, str] | None = None,
         timeout: float = 600,
         reason: str = "",
+        writes: Sequence[Path] = (),
     ) -> CommandResult:
-        """Run a command (never through a shell) with a timeout, capturing its output."""
+        """Run a command (never through a shell) with a timeout, capturing its output.
+
+        `writes` names files the command may rewrite (a lockfile, say): they are backed up first,
+        and each one that changed is journaled like a `write_file`, so undo and git see it.
+        """
         argv = [str(a) for a in argv]
         cwd_real = self.confine(cwd, allow_root=True)
         shown = self.redactor.text(" ".join(argv))
         if self.dry_run:
-            self._journal("run", argv=shown, cwd=str(cwd_real), reason=reason, outcome="would")
+            self._journal(
+                "run",
+                argv=shown,
+                cwd=str(cwd_real),
+                reason=reason,
+                outcome="would",
+                writes=[str(p) for p in writes],
+            )
             return CommandResult(argv, None, dry_run=True)
+        tracked = [self._before_command(Path(p)) for p in writes]
+        try:
+            return self._run(argv, shown, cwd_real, env, timeout, reason)
+        finally:
+            for real, before, backup in tracked:
+                self._after_command(real, before, backup, shown)
+
+    def _before_command(self, path: Path) -> tuple[Path, str | None, Path | None]:
+        real = self.confine(path)
+        before = sha256_file(real)
+        return real, before, self._backup(real) if before is not None else None
+
+    def _after_command(
+        self, real: Path, before: str | None, backup: Path | None, command: str
+    ) -> None:
+        after = sha256_file(real)
+        if after == before:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+            return
+        self._journal(
+            "write_file",
+            path=str(real),
+            reason=f"rewritten by `{command}`",
+            sha256_before=before,
+            sha256_after=after,
+            backup=str(backup) if backup else None,
+            outcome="ok",
+        )
+
+    def _run(
+        self,
+        argv: list[str],
+        shown: str,
+        cwd_real: Path,
+        env: Mapping[str, str] | None,
+        timeout: float,
+        reason: str,
+    ) -> CommandResult:
         started = time.monotonic()
         try:
             proc = subprocess.run(

@@ -71,6 +71,16 @@ LOCKFILE_FOR = {
 }
 
 
+# the files a lockfile regeneration may rewrite
+REGENERATED = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "bun.lock",
+)
+
+
 class PinParams(StepParams):
     regenerate_lockfile: bool = Field(
         default=True,
@@ -478,7 +488,12 @@ class PinStep(StepKind):
                 for key in _YARN1_ONLY_ENV:
                     env.pop(key, None)
             result = ctx.effects.run(
-                argv, cwd=cwd, env=env, timeout=self.params.timeout, reason="pin: regenerate"
+                argv,
+                cwd=cwd,
+                env=env,
+                timeout=self.params.timeout,
+                reason="pin: regenerate",
+                writes=[cwd / name for name in REGENERATED],  # backed up, journaled: undo, git
             )
             if result.dry_run:
                 continue

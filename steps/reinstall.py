@@ -7,6 +7,7 @@ the step, with the findings listed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import shutil
@@ -42,7 +43,14 @@ ARGS: dict[Manager, list[str]] = {
     "npm": ["ci", "--ignore-scripts"],
     "yarn1": ["install", "--frozen-lockfile", "--ignore-scripts"],
     "berry": ["install", "--immutable"],
-    "pnpm": ["install", "--frozen-lockfile", "--ignore-scripts"],
+    # without a TTY, pnpm refuses to replace a node_modules it did not make (another store, say)
+    # unless told; the step is confirmed as destructive, so replacing it is what was agreed to
+    "pnpm": [
+        "install",
+        "--frozen-lockfile",
+        "--ignore-scripts",
+        "--config.confirmModulesPurge=false",
+    ],
     "bun": ["install", "--frozen-lockfile", "--ignore-scripts"],
 }
 #: Extra environment per manager (yarn berry has no --ignore-scripts flag).
@@ -52,12 +60,10 @@ LISTED = 8  # findings named in a failure summary
 
 
 class ReinstallParams(StepParams):
-    path: str = Field(
-        default=".", description="The project to reinstall, relative to the target."
-    )
+    path: str = Field(default=".", description="The project to reinstall, relative to the target.")
     manager: Literal["npm", "yarn1", "berry", "pnpm", "bun"] | None = Field(
         default=None,
-        description="Package manager to use; default: detected from packageManager or the lockfile.",
+        description="Package manager to use; default: detected (packageManager, lockfile).",
     )
     timeout: float = Field(default=900, gt=0, description="Seconds the install may take.")
     verify: bool = Field(
@@ -223,10 +229,8 @@ def _describe(finding: Finding, project: Path) -> str:
         what += f"@{finding.version}"
     where = finding.path or ""
     if where:
-        try:
+        with contextlib.suppress(ValueError):
             where = str(Path(where).relative_to(project))
-        except ValueError:
-            pass
         if finding.line:
             where += f":{finding.line}"
         what += f" in {where}"

@@ -646,3 +646,28 @@ def test_dry_run_call_does_not_call(make: MakeEffects, recorder: Recorder) -> No
     assert effects.call("keyring", "set", act, summary="s", dry_result="pretend") == "pretend"
     assert called == []
     assert recorder.last["outcome"] == "would" and recorder.last["dry_run"] is True
+
+
+def test_files_a_command_rewrites_are_backed_up_and_journaled(
+    make: MakeEffects, root: Path, recorder: Recorder
+) -> None:
+    lock = root / "package-lock.json"
+    lock.write_bytes(b"old lock\n")
+    untouched = root / "yarn.lock"
+    untouched.write_bytes(b"same\n")
+    created = root / "bun.lock"
+    script = (
+        "import pathlib; pathlib.Path('package-lock.json').write_text('new lock\\n'); "
+        "pathlib.Path('bun.lock').write_text('made\\n')"
+    )
+    result = make().run([sys.executable, "-c", script], cwd=root, writes=[lock, untouched, created])
+    assert result.ok
+    writes = [d for e, d in recorder.calls if d.get("op") == "write_file"]
+    assert [(Path(d["path"]).name, d["sha256_before"], d["sha256_after"]) for d in writes] == [
+        ("package-lock.json", sha(b"old lock\n"), sha(b"new lock\n")),
+        ("bun.lock", None, sha(b"made\n")),
+    ]
+    assert Path(writes[0]["backup"]).read_bytes() == b"old lock\n"
+    assert writes[1]["backup"] is None
+    backups = [p for p in (root.parent / "backups").rglob("*") if p.is_file()]
+    assert [p.name for p in backups] == ["package-lock.json"]  # unchanged files keep no backup

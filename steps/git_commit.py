@@ -1,0 +1,297 @@
+"""`git_commit`: commit exactly the manifests and lockfiles this run changed, on a new branch.
+
+It refuses a working tree with changes this run did not make (unless allowed), never pushes, and
+the write goes through `ctx.effects.call("git", "commit", ...)`, so a dry run commits nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+from pydantic import Field
+
+from runbook.step import (
+    Action,
+    Plan,
+    StepContext,
+    StepError,
+    StepKind,
+    StepParams,
+    StepResult,
+    fingerprint_of,
+)
+
+DEFAULT_PATHS = [
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "pnpm-workspace.yaml",
+    "bun.lock",
+    "bun.lockb",
+    ".yarnrc.yml",
+]
+#: Variables from the run's environment that shape what git reads (config, identity).
+GIT_ENV = ("HOME", "XDG_CONFIG_HOME", "PATH", "LANG", "LC_ALL")
+
+
+class GitCommitParams(StepParams):
+    branch: str | None = Field(
+        default=None, description="Branch to create; default `<playbook-id>/remediate`."
+    )
+    paths: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PATHS),
+        description="Glob filter on the changed files (file name or path inside the repository).",
+    )
+    allow_dirty: bool = Field(
+        default=False,
+        description="Commit even when the working tree has changes this run did not make "
+        "(only the run's files are committed either way).",
+    )
+    repo: str = Field(
+        default=".", description="A directory inside the repository, from the target."
+    )
+    author_name: str | None = None
+    author_email: str | None = None
+    committer_name: str | None = None
+    committer_email: str | None = None
+
+
+@dataclass
+class Observed:
+    root: Path
+    head: str
+    branch: str | None  # None: detached
+    ours: list[str]  # repo-relative paths to commit
+    others: list[str]  # repo-relative paths dirty but not changed by this run
+    status: str
+
+
+def _status(repo: git.Repo) -> list[tuple[str, str]]:
+    """(XY code, repo-relative path) of every tracked change and untracked file."""
+    raw = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all")
+    fields = raw.split("\0")
+    out, i = [], 0
+    while i < len(fields):
+        item = fields[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        code, path = item[:2], item[3:]
+        out.append((code, path))
+        if "R" in code or "C" in code:
+            i += 1  # the rename's source follows
+    return out
+
+
+def _head_sha256(repo: git.Repo, path: str) -> str | None:
+    """sha256 of the file's content at HEAD (None when HEAD does not have it)."""
+    try:
+        blob = repo.head.commit.tree / path
+    except KeyError:
+        return None
+    return hashlib.sha256(blob.data_stream.read()).hexdigest()
+
+
+def _git_env(env: Mapping[str, str]) -> dict[str, str]:
+    out = {k: env[k] for k in GIT_ENV if k in env}
+    out.update({k: v for k, v in env.items() if k.startswith("GIT_")})
+    return out
+
+
+class GitCommitStep(StepKind):
+    """Creates a branch and commits the run's manifest and lockfile changes; never pushes."""
+
+    name = "git_commit"
+    Params = GitCommitParams
+    summary = "Commit the manifests and lockfiles this run changed on a new branch (no push)."
+    params: GitCommitParams
+
+    def _branch(self, ctx: StepContext) -> str:
+        return self.params.branch or f"{ctx.playbook.id}/remediate"
+
+    def _repo(self, ctx: StepContext) -> git.Repo:
+        where = (ctx.target / self.params.repo).resolve()
+        try:
+            repo = git.Repo(where, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise StepError(f"git_commit: {where} is not inside a git repository") from None
+        if repo.bare or repo.working_tree_dir is None:
+            raise StepError(f"git_commit: {where} is a bare repository")
+        return repo
+
+    def _run_files(self, ctx: StepContext) -> list[Path]:
+        if not ctx.dry_run:
+            return ctx.changed_files()
+        # a dry run changed nothing: preview with what the earlier steps would have written
+        seen: dict[str, None] = {}
+        for entry in ctx.journal_entries() if ctx.journal_entries else []:
+            data = entry.get("data") or {}
+            if (
+                entry.get("event") == "effect"
+                and data.get("op") == "write_file"
+                and data.get("outcome") in ("ok", "would")
+            ):
+                seen.setdefault(data["path"], None)
+        return [Path(p) for p in seen]
+
+    @staticmethod
+    def _first_before(ctx: StepContext, root: Path) -> dict[str, str | None]:
+        """Each file's sha256 before this run first wrote it, by repo-relative path."""
+        out: dict[str, str | None] = {}
+        for entry in ctx.journal_entries() if ctx.journal_entries else []:
+            data = entry.get("data") or {}
+            if (
+                entry.get("event") == "effect"
+                and data.get("op") == "write_file"
+                and data.get("outcome") == "ok"
+            ):
+                real = Path(data["path"])
+                if root in real.parents:
+                    out.setdefault(real.relative_to(root).as_posix(), data.get("sha256_before"))
+        return out
+
+    def _wanted(self, relative: str) -> bool:
+        name = relative.rsplit("/", 1)[-1]
+        return any(
+            fnmatch.fnmatchcase(relative, g) or fnmatch.fnmatchcase(name, g)
+            for g in self.params.paths
+        )
+
+    def _observe(self, ctx: StepContext, repo: git.Repo) -> Observed:
+        root = Path(os.path.realpath(repo.working_tree_dir))
+        if not repo.head.is_valid():
+            raise StepError(f"git_commit: {root} has no commit yet; commit something first")
+        status = _status(repo)
+        run_files: set[str] = set()
+        for path in self._run_files(ctx):
+            real = Path(os.path.realpath(path))
+            if real == root or root in real.parents:
+                run_files.add(real.relative_to(root).as_posix())
+        dirty = {path for _, path in status}
+        ours = sorted(p for p in run_files if self._wanted(p) and p in dirty)
+        if ctx.dry_run:
+            ours = sorted(p for p in run_files if self._wanted(p))
+        tracked_dirty = {path for code, path in status if code != "??"}
+        others = sorted(tracked_dirty - run_files)
+        # a file the run changed must have been clean before the run, else the commit would
+        # carry someone's uncommitted edits along with the run's
+        before = self._first_before(ctx, root)
+        for path in ours:
+            if path in before and before[path] != _head_sha256(repo, path):
+                others.append(f"{path} (already changed before the run)")
+        branch = None if repo.head.is_detached else repo.active_branch.name
+        text = "\n".join(f"{code} {path}" for code, path in status)
+        return Observed(root, repo.head.commit.hexsha, branch, ours, others, text)
+
+    def plan(self, ctx: StepContext) -> Plan:
+        with self._repo(ctx) as repo:
+            seen = self._observe(ctx, repo)
+        branch = self._branch(ctx)
+        notes = [f"repository {seen.root}, on {seen.branch or 'a detached HEAD'}"]
+        if seen.others:
+            listed = ", ".join(seen.others[:10]) + (" ..." if len(seen.others) > 10 else "")
+            if not self.params.allow_dirty:
+                raise StepError(
+                    f"git_commit: the working tree of {seen.root} has changes this run did not "
+                    f"make: {listed}; commit or stash them first, or set `allow_dirty: true` "
+                    "(only the run's own files are committed)"
+                )
+            notes.append(f"allow_dirty: left out of the commit: {listed}")
+        actions = []
+        if seen.ours:
+            actions.append(
+                Action(
+                    kind="git",
+                    summary=f"commit {len(seen.ours)} file(s) on branch {branch} (no push): "
+                    + ", ".join(seen.ours),
+                    detail={"branch": branch, "paths": seen.ours, "repo": str(seen.root)},
+                )
+            )
+        else:
+            notes.append("nothing to commit: this run changed no manifest or lockfile here")
+        fingerprint = fingerprint_of(str(seen.root), seen.head, seen.branch, seen.status, branch)
+        return Plan(actions=actions, fingerprint=fingerprint, notes=notes)
+
+    def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
+        if not plan.actions:
+            return StepResult("succeeded", "nothing to commit")
+        detail = plan.actions[0].detail
+        branch, paths = detail["branch"], list(detail["paths"])
+        repo = self._repo(ctx)
+        message = self.message(ctx, paths)
+        env = _git_env(ctx.env)
+        for key, value in (
+            ("GIT_AUTHOR_NAME", self.params.author_name),
+            ("GIT_AUTHOR_EMAIL", self.params.author_email),
+            ("GIT_COMMITTER_NAME", self.params.committer_name or self.params.author_name),
+            ("GIT_COMMITTER_EMAIL", self.params.committer_email or self.params.author_email),
+        ):
+            if value:
+                env[key] = value
+
+        def commit() -> str:
+            self._switch(repo, branch, env)
+            repo.git.add("--", *paths, env=env)
+            repo.git.commit("--only", "--no-verify", "-m", message, "--", *paths, env=env)
+            return repo.head.commit.hexsha
+
+        with repo:
+            sha = ctx.effects.call(
+                "git",
+                "commit",
+                commit,
+                summary=f"commit {', '.join(paths)} on branch {branch} in {detail['repo']}",
+            )
+        if sha is None:
+            return StepResult(
+                "succeeded", f"dry run: would commit {', '.join(paths)} on branch {branch}"
+            )
+        return StepResult(
+            "succeeded",
+            f"committed {len(paths)} file(s) on branch {branch} as {sha[:12]} (not pushed)",
+            data={"branch": branch, "commit": sha, "paths": paths},
+        )
+
+    @staticmethod
+    def _switch(repo: git.Repo, branch: str, env: dict[str, str]) -> None:
+        """Create `branch` at HEAD and switch to it (the working tree's changes come along)."""
+        if not repo.head.is_detached and repo.active_branch.name == branch:
+            return
+        existing = next((h for h in repo.heads if h.name == branch), None)
+        if existing is not None:
+            if existing.commit != repo.head.commit:
+                raise StepError(
+                    f"git_commit: branch {branch} already exists at {existing.commit.hexsha[:12]}, "
+                    "not at HEAD; delete it or choose another `branch:`"
+                )
+            repo.git.checkout(branch, env=env)
+            return
+        repo.git.checkout("-b", branch, env=env)
+
+    @staticmethod
+    def message(ctx: StepContext, paths: list[str]) -> str:
+        pb = ctx.playbook
+        lines = [
+            f"Remediate {pb.id}: {pb.title}"[:72],
+            "",
+            f"Incident: {pb.title} (playbook {pb.id} v{pb.version})",
+        ]
+        for package in pb.incident.packages:
+            bad = ", ".join(package.bad_versions) or "every version"
+            text = f"{package.name}: bad {bad}"
+            if package.safe_pins:
+                safe = ", ".join(f"{v} ({line}.x)" for line, v in sorted(package.safe_pins.items()))
+                text += f"; safe {safe}"
+            lines.append(text)
+        lines += ["", "Files changed by the run:", *(f"  {p}" for p in paths), ""]
+        head = ctx.journal_head() if ctx.journal_head else "unknown"
+        lines.append(f"Runbook-Journal-Head: {head}")
+        return "\n".join(lines) + "\n"
