@@ -106,6 +106,14 @@ def _git_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def _inside_a_repository(where: Path) -> bool:
+    try:
+        git.Repo(where, search_parent_directories=True).close()
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return False
+    return True
+
+
 class GitCommitStep(StepKind):
     """Creates a branch and commits the run's manifest and lockfile changes; never pushes."""
 
@@ -192,6 +200,10 @@ class GitCommitStep(StepKind):
         return Observed(root, repo.head.commit.hexsha, branch, ours, others, text)
 
     def plan(self, ctx: StepContext) -> Plan:
+        where = (ctx.target / self.params.repo).resolve()
+        if not _inside_a_repository(where):
+            note = f"{where} is not inside a git repository: nothing to commit"
+            return Plan(fingerprint=fingerprint_of(str(where), "no repository"), notes=[note])
         with self._repo(ctx) as repo:
             seen = self._observe(ctx, repo)
         branch = self._branch(ctx)
@@ -222,7 +234,7 @@ class GitCommitStep(StepKind):
 
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
         if not plan.actions:
-            return StepResult("succeeded", "nothing to commit")
+            return StepResult("succeeded", plan.notes[-1] if plan.notes else "nothing to commit")
         detail = plan.actions[0].detail
         branch, paths = detail["branch"], list(detail["paths"])
         repo = self._repo(ctx)

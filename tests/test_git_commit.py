@@ -142,7 +142,10 @@ def test_nothing_changed_is_nothing_to_commit(tmp_path, sandbox_env, repo):
     journal, summary = live_run(tmp_path, target, commit_step(), sandbox_env)
     assert summary.outcome == "completed"
     finished = [e["data"] for e in read_entries(journal) if e["event"] == "step_finished"]
-    assert finished[-1]["summary"] == "nothing to commit"
+    assert (
+        finished[-1]["summary"]
+        == "nothing to commit: this run changed no manifest or lockfile here"
+    )
     assert repo.active_branch.name == "main"
     assert [h.name for h in repo.heads] == ["main"]
 
@@ -159,3 +162,13 @@ def test_dry_run_commits_nothing(tmp_path, sandbox_env, repo):
     )
     planned = [e["data"] for e in read_entries(journal) if e["event"] == "step_planned"]
     assert "packages/web/package.json" in planned[-1]["actions"][0]["summary"]
+
+
+def test_a_target_outside_any_repository_has_nothing_to_commit(tmp_path, sandbox_env):
+    target = tmp_path / "not-a-repo"
+    target.mkdir()
+    journal, summary = live_run(tmp_path, target, commit_step(), sandbox_env)
+    assert summary.outcome == "completed"
+    finished = [e["data"] for e in read_entries(journal) if e["event"] == "step_finished"]
+    assert finished[-1]["outcome"] == "succeeded"
+    assert finished[-1]["summary"].endswith("is not inside a git repository: nothing to commit")
