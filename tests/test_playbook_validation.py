@@ -188,7 +188,12 @@ def test_bundled_steps_are_the_remediation_sequence(axios: Playbook) -> None:
         "reimage",
         "harden",
     ]
-    automated = {"detect": "detect"}
+    automated = {
+        "detect": "detect",
+        "pin": "pin",
+        "reinstall": "reinstall",
+        "commit-fix": "git_commit",
+    }
     for step in axios.steps:
         assert step.uses == automated.get(step.id, "manual"), step.id
         assert len(step.description) > 200, step.id
