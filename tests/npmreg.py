@@ -27,6 +27,7 @@ import platform
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.error
@@ -368,3 +369,57 @@ def copy_project(source: Path, target: Path) -> Path:
     """Copy a committed fixture project (node_modules and symlinks included) to `target`."""
     shutil.copytree(source, target, symlinks=True)
     return target
+
+
+YARN1_ONLY = (
+    "YARN_CACHE_FOLDER",
+    "YARN_REGISTRY",
+    "YARN_DISABLE_SELF_UPDATE_CHECK",
+    "YARN_IGNORE_PATH",
+)
+BERRY_ONLY = ("YARN_GLOBAL_FOLDER", "YARN_ENABLE_TELEMETRY", "YARN_ENABLE_INLINE_BUILDS")
+
+
+def bin_dir(where: Path, *tools: str) -> Path:
+    """A directory with `yarn` / `pnpm` / `npm` launchers for the test installs of the tools."""
+    where.mkdir(parents=True, exist_ok=True)
+    names = {"yarn1": "yarn", "berry": "yarn", "pnpm": "pnpm", "npm": "npm", "bun": "bun"}
+    for tool in tools:
+        script = where / names[tool]
+        argv = " ".join(f'"{a}"' for a in tool_command(tool))
+        script.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return where
+
+
+def manager_env(
+    tmp_path: Path, reg: Registry, tool: str, *, path_tools: tuple[str, ...] = ()
+) -> dict:
+    """The package-manager environment plus runbook's state dir; PATH has `tool`'s launcher."""
+    env = tool_env(reg.url, tmp_path / "home", marker_dir=tmp_path / "markers")
+    (tmp_path / "markers").mkdir(exist_ok=True)
+    for key in YARN1_ONLY if tool == "berry" else BERRY_ONLY:
+        env.pop(key, None)
+    tools = path_tools or ((tool,) if tool != "npm" else ())
+    if tools:
+        env["PATH"] = f"{bin_dir(tmp_path / 'bin', *tools)}{os.pathsep}{env['PATH']}"
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    env["RUNBOOK_OPERATOR"] = "test-operator"
+    return env
+
+
+def prepare_fixture(
+    tmp_path: Path, fixture: str, reg: Registry, *, keep_tree: bool = False
+) -> Path:
+    """A copy of a committed fixture, pointed at this registry, its marker and tree removed."""
+    project = copy_project(TESTS / "fixtures" / "projects" / fixture, tmp_path / "project")
+    (project / MARKER_NAME).unlink(missing_ok=True)
+    if not keep_tree:
+        shutil.rmtree(project / "node_modules", ignore_errors=True)
+    port = FIXED_REGISTRY.rstrip("/").rsplit(":", 1)[1]
+    for name in ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", ".yarnrc.yml"):
+        path = project / name
+        if path.is_file():
+            text = path.read_text()
+            path.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{reg.port}"))
+    return project

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -17,15 +15,13 @@ import pytest
 from runbook.journal import read_entries, verify
 from tests.conftest import ROOT
 from tests.npmreg import (
-    FIXED_REGISTRY,
     MARKER_NAME,
     Registry,
-    copy_project,
     require_tools,
     start_registry,
-    tool_command,
-    tool_env,
 )
+from tests.npmreg import manager_env as env_for
+from tests.npmreg import prepare_fixture as prepare
 from tests.test_undo import HEAD, live_run
 from tests.treehash import tree_digest
 
@@ -33,13 +29,6 @@ PROJECTS = ROOT / "tests" / "fixtures" / "projects"
 STEP = """\
   - {id: reinstall, uses: reinstall, title: Reinstall with scripts off}
 """
-YARN1_ONLY = (
-    "YARN_CACHE_FOLDER",
-    "YARN_REGISTRY",
-    "YARN_DISABLE_SELF_UPDATE_CHECK",
-    "YARN_IGNORE_PATH",
-)
-BERRY_ONLY = ("YARN_GLOBAL_FOLDER", "YARN_ENABLE_TELEMETRY", "YARN_ENABLE_INLINE_BUILDS")
 
 
 @pytest.fixture(scope="module")
@@ -50,47 +39,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield reg
     finally:
         reg.stop()
-
-
-def bin_dir(where: Path, *tools: str) -> Path:
-    """A directory with `yarn` / `pnpm` / `npm` launchers for the test installs of the tools."""
-    where.mkdir(parents=True, exist_ok=True)
-    names = {"yarn1": "yarn", "berry": "yarn", "pnpm": "pnpm", "npm": "npm", "bun": "bun"}
-    for tool in tools:
-        script = where / names[tool]
-        argv = " ".join(f'"{a}"' for a in tool_command(tool))
-        script.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
-        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return where
-
-
-def env_for(tmp_path: Path, reg: Registry, tool: str, *, path_tools: tuple[str, ...] = ()) -> dict:
-    """The package-manager environment plus runbook's state dir; PATH has `tool`'s launcher."""
-    env = tool_env(reg.url, tmp_path / "home", marker_dir=tmp_path / "markers")
-    (tmp_path / "markers").mkdir(exist_ok=True)
-    for key in YARN1_ONLY if tool == "berry" else BERRY_ONLY:
-        env.pop(key, None)
-    tools = path_tools or ((tool,) if tool != "npm" else ())
-    if tools:
-        env["PATH"] = f"{bin_dir(tmp_path / 'bin', *tools)}{os.pathsep}{env['PATH']}"
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    env["RUNBOOK_OPERATOR"] = "test-operator"
-    return env
-
-
-def prepare(tmp_path: Path, fixture: str, reg: Registry, *, keep_tree: bool = False) -> Path:
-    """A copy of a committed fixture, pointed at this registry, its marker and tree removed."""
-    project = copy_project(PROJECTS / fixture, tmp_path / "project")
-    (project / MARKER_NAME).unlink(missing_ok=True)
-    if not keep_tree:
-        shutil.rmtree(project / "node_modules", ignore_errors=True)
-    port = FIXED_REGISTRY.rstrip("/").rsplit(":", 1)[1]
-    for name in ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", ".yarnrc.yml"):
-        path = project / name
-        if path.is_file():
-            text = path.read_text()
-            path.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{reg.port}"))
-    return project
 
 
 def finished(journal: Path) -> dict:
