@@ -191,6 +191,8 @@ def test_bundled_steps_are_the_remediation_sequence(axios: Playbook) -> None:
     automated = {
         "detect": "detect",
         "pin": "pin",
+        "wipe-node-modules": "wipe_node_modules",
+        "clear-caches": "clear_caches",
         "reinstall": "reinstall",
         "commit-fix": "git_commit",
     }
