@@ -194,7 +194,8 @@ def scan_npm_aliases(nm: Path, hidden_lockfile: bytes, badset: BadSet) -> Iterat
     Their directory does not carry the bad name, so the tree walk cannot see them; npm's hidden
     lockfile (`node_modules/.package-lock.json`) says where they are.
     """
-    if not badset.could_resolve(hidden_lockfile):
+    # npm gives an entry a "name" only when it differs from its folder: an alias (or a workspace)
+    if not any(b'"name": "%s"' % name.encode() in hidden_lockfile for name in badset.names):
         return
     try:
         doc = load_npm_lockfile(nm / ".package-lock.json", hidden_lockfile)
