@@ -59,6 +59,11 @@ def summarize(path: Path) -> dict[str, Any]:
             row |= {"action": "note", "outcome": data.get("text", "")}
         elif event == "run_finished":
             row |= {"action": "run finished", "outcome": data.get("outcome", "")}
+        elif event == "undo":
+            row |= {
+                "action": f"undo: {data.get('action')} {data.get('path')}",
+                "outcome": f"{data.get('outcome')} (by {data.get('by')})",
+            }
         elif event == "step_started":
             continue
         else:
@@ -105,6 +110,8 @@ def _effect_text(data: dict[str, Any]) -> str:
         return f"{prefix}remove {data.get('path')}" + (f" ({_size(size)})" if size else "")
     if op == "run":
         return f"{prefix}run `{data.get('argv')}`"
+    if op == "allow_roots":
+        return f"{prefix}allow changes under {', '.join(data.get('roots', []))}"
     if op == "call":
         return f"{prefix}{data.get('service')} {data.get('operation')}: {data.get('summary', '')}"
     return f"{prefix}{op}"

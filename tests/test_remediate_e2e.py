@@ -127,6 +127,10 @@ def test_live_headless_remediation(fixture, registry, tmp_path):
         assert (project / name).read_bytes() == data, name
     assert verify(journal).ok
     assert any(e["event"] == "undo" for e in read_entries(journal))
+    report = runbook(env, "report", journal)
+    assert report.returncode == 0
+    assert f"| undo: restore {project / 'package.json'} | ok (by test-operator) |" in report.stdout
+    assert "| Audit chain | intact" in report.stdout
 
 
 def _forcing(manifest: dict, project: Path) -> dict[str, str]:
