@@ -12,13 +12,13 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from runbook.atomic import replace_atomically
 from runbook.redact import Redactor
 
 T = TypeVar("T")
@@ -186,18 +186,12 @@ class Effects:
         try:
             backup = self._backup(real) if before is not None else None
             mode = stat.S_IMODE(real.stat().st_mode) if before is not None else 0o644
-            fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+
+            def fill(tmp: str) -> None:
+                Path(tmp).write_bytes(data)
                 os.chmod(tmp, mode)
-                os.replace(tmp, real)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._fsync_dir(real.parent)
+
+            replace_atomically(real, fill)
         except OSError as exc:
             self._journal(
                 "write_file",
@@ -229,17 +223,6 @@ class Effects:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(real, target)
         return target
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        try:
-            fd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     # -- trees -------------------------------------------------------------------------------
     def remove_tree(self, path: Path, *, reason: str = "") -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runbook.atomic import fsync_dir, replace_atomically
 from runbook.journal import Journal, JournalError, read_entries, verify
 from runbook.runs import run_dir
 
@@ -155,30 +155,7 @@ def plan_undo(
 def _restore(backup: Path, path: Path) -> None:
     """Atomically replace `path` with a copy of `backup` (content, mode and times)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".undo")
-    os.close(fd)
-    try:
-        shutil.copy2(backup, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        if path.is_symlink():
-            path.unlink()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_atomically(path, lambda tmp: shutil.copy2(backup, tmp), suffix=".undo")
 
 
 def undo(
@@ -197,7 +174,7 @@ def undo(
                     _restore(item.original.backup, item.path)
                 else:
                     item.path.unlink(missing_ok=True)
-                    _fsync_dir(item.path.parent)
+                    fsync_dir(item.path.parent)
                 item.done = True
             except OSError as exc:
                 item.error = exc.strerror or str(exc)
