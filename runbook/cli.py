@@ -49,6 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--new", action="store_true", help="start a new run even if one is unfinished")
     run.add_argument("--operator", help="name recorded as the operator (default: $USER)")
+    creds = run.add_argument_group("credential steps")
+    creds.add_argument(
+        "--allow-insecure-keyring",
+        action="store_true",
+        help="accept a plaintext, null or failing keyring backend for new secrets",
+    )
+    creds.add_argument(
+        "--aws-endpoint-url",
+        metavar="URL",
+        help="AWS endpoint for IAM and STS (default: $AWS_ENDPOINT_URL, else AWS itself)",
+    )
+    creds.add_argument(
+        "--all-users",
+        action="store_true",
+        help="also list IAM users whose keys were used in the exposure window (needs IAM read)",
+    )
 
     validate = sub.add_parser("validate", help="check playbook files; exit 1 if any is invalid")
     validate.add_argument("files", nargs="+")

@@ -96,6 +96,7 @@ class Effects:
         record: Callable[[str, dict[str, Any]], Any],
         redactor: Redactor,
         protected: Sequence[Path] = (),
+        files: Sequence[Path] = (),
     ) -> None:
         self.dry_run = dry_run
         self.roots = [Path(os.path.realpath(r)) for r in roots]
@@ -104,6 +105,8 @@ class Effects:
         self.redactor = redactor
         # never removed, nor any directory holding one, whatever the roots allow (e.g. HOME)
         self.protected = [Path(os.path.realpath(p)) for p in protected]
+        # single files outside the roots a step declared it will rewrite (`~/.npmrc`, say)
+        self.files = [Path(os.path.realpath(f)) for f in files]
 
     def widened(self, roots: Sequence[Path], *, home: Path, reason: str = "") -> Effects:
         """An `Effects` that may also act *inside* `roots`: places outside the target a step has
@@ -136,6 +139,28 @@ class Effects:
             record=self._record,
             redactor=self.redactor,
             protected=protected,
+            files=self.files,
+        )
+
+    def with_files(self, files: Sequence[Path], *, reason: str = "") -> Effects:
+        """An `Effects` that may also rewrite these exact files (never remove them, never
+        anything else beside them): credential files such as `~/.aws/credentials` or `~/.npmrc`.
+        The grant is journaled (op `allow_files`)."""
+        extra = []
+        for file in files:
+            file = Path(file)
+            if not file.is_absolute():
+                raise EffectError(f"refusing to allow a relative path: {file}")
+            extra.append(Path(os.path.realpath(file.parent)) / file.name)
+        self._journal("allow_files", files=[str(f) for f in extra], reason=reason, outcome="ok")
+        return Effects(
+            dry_run=self.dry_run,
+            roots=self.roots,
+            backup_dir=self.backup_dir,
+            record=self._record,
+            redactor=self.redactor,
+            protected=self.protected,
+            files=[*self.files, *extra],
         )
 
     # -- confinement -------------------------------------------------------------------------
@@ -149,6 +174,8 @@ class Effects:
             real = Path(os.path.realpath(path))
         else:
             real = Path(os.path.realpath(path.parent)) / path.name
+        if real in self.files:
+            return real
         for root in self.roots:
             if real == root and not allow_root:
                 raise EffectError(f"refusing to touch {path}: it is the target itself")
@@ -211,6 +238,37 @@ class Effects:
             outcome="ok",
         )
         return str(backup) if backup else None
+
+    def write_secret_file(self, path: Path, content: str, *, reason: str = "") -> None:
+        """Atomically rewrite a file that holds secrets, keeping its mode (0600 when new).
+
+        No backup is kept: a copy of a credential file is one more place a secret leaks from,
+        and the old secret is being revoked anyway. The journal gets hashes, never content.
+        """
+        real = self.confine(path)
+        if real.is_symlink() or (real.exists() and not real.is_file()):
+            what = "a symlink" if real.is_symlink() else "not a regular file"
+            raise EffectError(f"refusing to replace {real}: it is {what}")
+        data = content.encode()
+        before = sha256_file(real)
+        common = {"path": str(real), "reason": reason, "backup": None, "secret": True}
+        if self.dry_run:
+            self._journal("write_secret_file", **common, outcome="would")
+            return
+        try:
+            mode = stat.S_IMODE(real.stat().st_mode) if before is not None else 0o600
+
+            def fill(tmp: str) -> None:
+                os.chmod(tmp, mode)
+                Path(tmp).write_bytes(data)
+
+            replace_atomically(real, fill)
+        except OSError as exc:
+            self._journal(
+                "write_secret_file", **common, outcome="error", error=exc.strerror or str(exc)
+            )
+            raise EffectError(f"cannot write {real}: {exc.strerror or exc}") from None
+        self._journal("write_secret_file", **common, outcome="ok")
 
     def _backup(self, real: Path) -> Path:
         relative = str(real).lstrip("/")

@@ -107,6 +107,7 @@ def run_headless(args: argparse.Namespace) -> int:
             redactor=redactor,
             env=env,
             listener=emit.step,
+            options=run_options(args),
         )
         emit.start(loaded.playbook.id, target, mode, journal.path, resumed)
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -131,6 +132,15 @@ def run_headless(args: argparse.Namespace) -> int:
     if summary.outcome != "completed" or summary.failed or summary.findings_remain:
         return EXIT_FAILED
     return EXIT_OK
+
+
+def run_options(args: argparse.Namespace) -> dict[str, object]:
+    """The command-line options steps may read through `StepContext.options`."""
+    return {
+        "allow_insecure_keyring": bool(getattr(args, "allow_insecure_keyring", False)),
+        "aws_endpoint_url": getattr(args, "aws_endpoint_url", None),
+        "all_users": bool(getattr(args, "all_users", False)),
+    }
 
 
 class TextEmitter:

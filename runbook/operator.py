@@ -41,6 +41,10 @@ class Operator(ABC):
     def checklist(self, step: StepSpec, item_id: str, text: str) -> ItemAnswer:
         """Ask whether a manual checklist item was done."""
 
+    def secret(self, step: StepSpec, prompt: str) -> str | None:
+        """Ask for a secret (a registry password, say) without echoing it; None when nobody can."""
+        return None
+
 
 class HeadlessOperator(Operator):
     """No person present: `--yes` answers confirmations; checklist items stay outstanding."""
@@ -120,6 +124,19 @@ class ConsoleOperator(Operator):
                 while not reason:
                     reason = self._ask("Reason for skipping: ")
                 return Confirmation("skip", self.name, reason)
+
+    def secret(self, step: StepSpec, prompt: str) -> str | None:
+        import getpass
+
+        if self.stdin is not sys.stdin or not sys.stdin.isatty():
+            try:
+                return self._ask(f"{prompt}: ") or None
+            except EOFError:
+                return None
+        try:
+            return getpass.getpass(f"{prompt}: ", stream=self.stdout) or None
+        except (EOFError, OSError):
+            return None
 
     def checklist(self, step: StepSpec, item_id: str, text: str) -> ItemAnswer:
         prompt = f"  [ ] {text}\n      done? [y]es / [n]o (declined) / [l]ater: "

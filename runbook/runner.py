@@ -75,6 +75,7 @@ class Runner:
         env: Mapping[str, str] | None = None,
         registry: Registry | None = None,
         listener: Listener | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.loaded = loaded
         self.playbook = loaded.playbook
@@ -86,6 +87,7 @@ class Runner:
         self.env = dict(os.environ if env is None else env)
         self.registry = registry or default_registry()
         self.listener = listener
+        self.options = dict(options or {})
         self.effects = Effects(
             dry_run=dry_run,
             roots=[self.target],
@@ -167,6 +169,7 @@ class Runner:
             record=self.record,
             journal_entries=lambda: self.journal.entries,
             journal_head=lambda: self.journal.head,
+            options=self.options,
         )
 
     def blocked_by(self, step: StepSpec) -> str | None:

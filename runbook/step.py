@@ -92,6 +92,14 @@ class StepContext:
     record: Any  # Callable[[str, dict], None]: journal an event (redacted on the way)
     journal_entries: Any = None  # Callable[[], list[dict]]: this run's journal so far
     journal_head: Any = None  # Callable[[], str]: the journal's current head hash
+    # run options from the command line: allow_insecure_keyring, aws_endpoint_url, all_users
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def keep_secret(self, *values: str | None) -> None:
+        """Register values found at run time so no journal line, report or screen shows them."""
+        for value in values:
+            if value:
+                self.effects.redactor.add_secret(value)
 
     def changed_files(self) -> list[Path]:
         """Files this run has replaced (live `write_file` effects), oldest first, no repeats."""

@@ -1,0 +1,1 @@
+"""Credentials a machine held: discovery, rotation (AWS, npm), the keyring, a checklist."""
