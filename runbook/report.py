@@ -110,6 +110,10 @@ def _effect_text(data: dict[str, Any]) -> str:
         return f"{prefix}remove {data.get('path')}" + (f" ({_size(size)})" if size else "")
     if op == "run":
         return f"{prefix}run `{data.get('argv')}`"
+    if op == "write_secret_file":
+        return f"{prefix}rewrite credential file {data.get('path')} (no backup kept)"
+    if op == "allow_files":
+        return f"{prefix}allow changes to {', '.join(data.get('files', []))}"
     if op == "allow_roots":
         return f"{prefix}allow changes under {', '.join(data.get('roots', []))}"
     if op == "call":
