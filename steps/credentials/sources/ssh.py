@@ -1,0 +1,134 @@
+"""SSH private keys in ~/.ssh: any regular file that starts with a `-----BEGIN ... PRIVATE
+KEY-----` block, whatever its name. Whether it has a passphrase and the public key's SHA256
+fingerprint (what GitHub's key page shows) go into the detail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import struct
+from pathlib import Path
+
+from steps.credentials.model import Credential, Location
+from steps.credentials.sources import revoke
+from steps.credentials.sources.common import Collector
+
+BLOCK = re.compile(
+    r"-----BEGIN (?P<label>[A-Z0-9 ]*)PRIVATE KEY-----(?P<body>.*?)"
+    r"-----END [A-Z0-9 ]*PRIVATE KEY-----",
+    re.S,
+)
+MAX_KEY_BYTES = 256 * 1024
+
+
+def scan(home: Path, collector: Collector) -> None:
+    folder = home / ".ssh"
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        collector.problem(folder, f"cannot read: {(exc.strerror or str(exc)).lower()}")
+        return
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False) or entry.name.endswith(".pub"):
+                continue
+            if entry.stat(follow_symlinks=False).st_size > MAX_KEY_BYTES:
+                continue
+            with open(entry.path, "rb") as handle:
+                head = handle.read(64).lstrip()
+        except OSError as exc:
+            collector.problem(entry.path, f"cannot read: {(exc.strerror or str(exc)).lower()}")
+            continue
+        if not head.startswith(b"-----BEGIN ") or b"PRIVATE KEY-----" not in head:
+            continue
+        path = Path(entry.path)
+        if collector.first_visit(path):
+            scan_key(path, collector)
+
+
+def scan_key(path: Path, collector: Collector) -> None:
+    text = collector.read(path)
+    if text is None:
+        return
+    match = BLOCK.search(text)
+    if match is None:
+        collector.problem(path, "a private key that has no END line (truncated?)", 1)
+        value = text.strip()
+        detail = {"passphrase": "unknown"}
+    else:
+        value = match.group(0)
+        detail = describe(match.group("label").strip(), match.group("body"), path)
+    collector.add(
+        Credential(
+            "private-key",
+            Location("file", path.name, path, text[: text.find("-----BEGIN")].count("\n") + 1),
+            value,
+            "manual",
+            revoke.SSH_KEYS,
+            detail,
+        )
+    )
+
+
+def describe(label: str, body: str, path: Path) -> dict[str, str]:
+    """Format, passphrase (yes/no/unknown), and key type and fingerprint when readable."""
+    detail: dict[str, str] = {}
+    blob = None
+    if label == "OPENSSH":
+        detail["format"] = "openssh"
+        parsed = _openssh(body)
+        if parsed is None:
+            detail["passphrase"] = "unknown"
+        else:
+            cipher, blob = parsed
+            detail["passphrase"] = "no" if cipher == "none" else "yes"
+    elif label == "ENCRYPTED":
+        detail["format"], detail["passphrase"] = "pkcs8", "yes"
+    else:
+        detail["format"] = "pkcs8" if not label else f"pem ({label.lower()})"
+        detail["passphrase"] = "yes" if "Proc-Type: 4,ENCRYPTED" in body else "no"
+    if blob is None:
+        blob = _public_blob(path.with_name(path.name + ".pub"))
+    if blob:
+        detail["key_type"] = _string(blob, 0)[0].decode("ascii", "replace")
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+        detail["public_key"] = f"SHA256:{digest}"
+    return detail
+
+
+def _string(data: bytes, offset: int) -> tuple[bytes, int]:
+    (length,) = struct.unpack(">I", data[offset : offset + 4])
+    start = offset + 4
+    if start + length > len(data):
+        raise ValueError("truncated")
+    return data[start : start + length], start + length
+
+
+def _openssh(body: str) -> tuple[str, bytes] | None:
+    """(cipher name, public key blob) of an openssh-key-v1 key; both are stored unencrypted."""
+    try:
+        data = base64.b64decode("".join(body.split()))
+        magic = b"openssh-key-v1\0"
+        if not data.startswith(magic):
+            return None
+        cipher, offset = _string(data, len(magic))
+        _kdf, offset = _string(data, offset)
+        _options, offset = _string(data, offset)
+        offset += 4  # number of keys
+        public, _ = _string(data, offset)
+        return cipher.decode("ascii", "replace"), public
+    except (binascii.Error, ValueError, struct.error):
+        return None
+
+
+def _public_blob(path: Path) -> bytes | None:
+    try:
+        fields = path.read_text(encoding="utf-8").split()
+        return base64.b64decode(fields[1]) if len(fields) >= 2 else None
+    except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
+        return None
