@@ -21,6 +21,8 @@ def summarize(path: Path) -> dict[str, Any]:
     finishes = [e for e in entries if e["event"] == "run_finished"]
     timeline, findings, notes = [], {}, []
     manual: dict[tuple[str, str], dict[str, Any]] = {}
+    inventory: list[dict[str, Any]] = []
+    rotations: dict[tuple[str, str], dict[str, Any]] = {}
     step_status: dict[str, str] = {}
     for entry in entries:
         event, data, ts = entry["event"], entry.get("data", {}), entry["ts"]
@@ -64,6 +66,17 @@ def summarize(path: Path) -> dict[str, Any]:
                 "action": f"undo: {data.get('action')} {data.get('path')}",
                 "outcome": f"{data.get('outcome')} (by {data.get('by')})",
             }
+        elif event == "credentials_found":
+            inventory = data.get("credentials", [])
+            row |= {"action": f"found {len(inventory)} credential(s)"}
+        elif event in ROTATION_EVENTS:
+            rotation = _rotation_row(event, data, ts)
+            key = (event, rotation["old_fp"])
+            rotations[key] = {**rotations.get(key, {}), **{k: v for k, v in rotation.items() if v}}
+            row |= {
+                "action": f"{ROTATION_EVENTS[event]} rotation: {rotation['phase']}",
+                "outcome": rotation["old"],
+            }
         elif event == "step_started":
             continue
         else:
@@ -97,6 +110,24 @@ def summarize(path: Path) -> dict[str, Any]:
         "findings": all_findings,
         "outstanding": outstanding,
         "notes": notes,
+        "credentials": {"found": inventory, "rotations": list(rotations.values())},
+    }
+
+
+ROTATION_EVENTS = {"aws_rotation": "AWS key", "npm_rotation": "npm token"}
+
+
+def _rotation_row(event: str, data: dict[str, Any], ts: str) -> dict[str, Any]:
+    """One rotation's latest state, from its phase events (fields already redacted)."""
+    return {
+        "what": ROTATION_EVENTS[event],
+        "old_fp": str(data.get("old_fp") or data.get("old") or ""),
+        "old": str(data.get("old") or ""),
+        "new": str(data.get("new") or ""),
+        "owner": str(data.get("user") or data.get("arn") or ""),
+        "registry": str(data.get("registry") or ""),
+        "phase": str(data.get("phase") or ""),
+        "time": ts,
     }
 
 
@@ -177,6 +208,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             )
     else:
         lines.append("No findings were recorded.")
+    lines += _credentials_markdown(report.get("credentials") or {})
     lines += ["", "## Outstanding manual items", ""]
     if report["outstanding"]:
         lines += [
@@ -190,6 +222,29 @@ def to_markdown(report: dict[str, Any]) -> str:
     else:
         lines.append("None.")
     return "\n".join(lines) + "\n"
+
+
+def _credentials_markdown(creds: dict[str, Any]) -> list[str]:
+    found, rotations = creds.get("found") or [], creds.get("rotations") or []
+    if not found and not rotations:
+        return []
+    lines = ["", "## Credentials", ""]
+    if found:
+        lines += ["| Type | Where | Credential | Rotation |", "|---|---|---|---|"]
+        lines += [
+            f"| {_cell(c.get('type'))} | `{_cell(c.get('where'))}` | {_cell(c.get('redacted'))} "
+            f"| {_cell(c.get('rotation'))} |"
+            for c in found
+        ]
+    if rotations:
+        lines += ["", "| Rotated | Owner | Old | New | Last phase | At (UTC) |"]
+        lines += ["|---|---|---|---|---|---|"]
+        lines += [
+            f"| {r['what']} | {_cell(r.get('owner'))} | {_cell(r.get('old'))} | "
+            f"{_cell(r.get('new'))} | {_cell(r.get('phase'))} | {r.get('time')} |"
+            for r in rotations
+        ]
+    return lines
 
 
 def render(path: Path, fmt: str = "md") -> str:
