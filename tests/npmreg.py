@@ -423,3 +423,67 @@ def prepare_fixture(
             text = path.read_text()
             path.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{reg.port}"))
     return project
+
+
+# -- accounts and tokens (the registry's htpasswd auth: any name may sign up) -------------------
+def _json_call(
+    url: str, method: str, body: dict | None = None, token: str | None = None
+) -> tuple[int, dict]:
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw.strip() else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return exc.code, {}
+
+
+def add_user(reg: Registry, name: str, password: str) -> str:
+    """Create an account (`npm adduser`'s request); returns its login token."""
+    status, answer = _json_call(
+        f"{reg.url}-/user/org.couchdb.user:{name}",
+        "PUT",
+        {"name": name, "password": password, "email": f"{name}@example.test", "type": "user"},
+    )
+    if status != 201 or "token" not in answer:
+        raise RuntimeError(f"cannot add user {name}: HTTP {status} {answer.get('error', '')}")
+    return answer["token"]
+
+
+def create_token(reg: Registry, auth_token: str, password: str, *, readonly: bool = False) -> dict:
+    """`npm token create`'s request: returns the registry's answer (`token`, `key`, `user`...)."""
+    status, answer = _json_call(
+        f"{reg.url}-/npm/v1/tokens",
+        "POST",
+        {"password": password, "readonly": readonly, "cidr_whitelist": []},
+        auth_token,
+    )
+    if status != 200 or "token" not in answer:
+        raise RuntimeError(f"cannot create a token: HTTP {status} {answer.get('error', '')}")
+    return answer
+
+
+def whoami(reg: Registry, token: str) -> str | None:
+    """The user a token authenticates as, or None when the registry refuses it."""
+    status, answer = _json_call(f"{reg.url}-/whoami", "GET", token=token)
+    return answer.get("username") if status == 200 else None
+
+
+def token_keys(reg: Registry, token: str) -> list[str]:
+    """The ids of every token of the account `token` belongs to."""
+    status, answer = _json_call(f"{reg.url}-/npm/v1/tokens", "GET", token=token)
+    if status != 200:
+        raise RuntimeError(f"cannot list tokens: HTTP {status}")
+    return [row["key"] for row in answer.get("objects", [])]
