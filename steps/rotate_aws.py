@@ -153,6 +153,7 @@ class RotateAwsKeys(StepKind):
                 refused = f"a live run would stop here: {exc}"
         held = {e.fingerprint for e in reader.entries()} if reader else set()
         journal = ctx.journal_entries() if ctx.journal_entries else []
+        unreachable: list[Job] = []
         for job in jobs:
             try:
                 survey(
@@ -163,13 +164,26 @@ class RotateAwsKeys(StepKind):
                     held=held,
                 )
             except AwsError as exc:
-                raise StepError(f"cannot check the AWS keys: {exc}") from None
+                if ctx.dry_run and exc.code == "EndpointConnectionError":
+                    unreachable.append(job)  # a dry run still shows the rest of the plan
+                    continue
+                raise StepError(
+                    f"cannot check the AWS keys: {exc}; rerun when AWS is reachable, or skip "
+                    "this step with a reason and rotate by hand"
+                ) from None
             for key in job.keys:
                 ctx.keep_secret(key.key_id)
         out = _Builder(ctx, service, target, self.params)
         if refused:
             out.notes.append(refused)
         for job in jobs:
+            if job in unreachable:
+                out.notes.append(
+                    f"AWS is not reachable at {target.shown}: a live run would look up the owner "
+                    f"of {job.old_shown} and rotate it (create, persist, verify, deactivate, "
+                    "delete)"
+                )
+                continue
             out.job(job)
         for cred in creds:
             if cred.type == "aws-temporary-key":

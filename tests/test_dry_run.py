@@ -12,7 +12,10 @@ from tests.treehash import tree_digest
 def populate_home(home: Path) -> None:
     """A believable developer HOME: npm config and cache, AWS and gh credentials, an SSH key."""
     token = "npm_" + "A1b2C3d4" * 4 + "WXYZ"
-    (home / ".npmrc").write_text(f"//registry.npmjs.org/:_authToken={token}\n")
+    # registries and AWS on a closed loopback port: a test never reaches the internet
+    (home / ".npmrc").write_text(
+        f"registry=http://127.0.0.1:9/\n//127.0.0.1:9/:_authToken={token}\n"
+    )
     (home / ".aws").mkdir()
     (home / ".aws" / "credentials").write_text(
         "[default]\naws_access_key_id = "
@@ -37,7 +40,8 @@ def test_dry_run_of_the_bundled_playbook_touches_nothing(run_cli, sandbox_env, p
     populate_home(home)
     before_target, before_home = tree_digest(project), tree_digest(home)
 
-    result = run_cli("run", "axios-2026-03", "--target", project, "--dry-run")
+    env = {**sandbox_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    result = run_cli("run", "axios-2026-03", "--target", project, "--dry-run", env=env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert tree_digest(project) == before_target

@@ -194,14 +194,20 @@ def test_bundled_steps_are_the_remediation_sequence(axios: Playbook) -> None:
         "wipe-node-modules": "wipe_node_modules",
         "clear-caches": "clear_caches",
         "reinstall": "reinstall",
+        "discover-credentials": "discover_credentials",
+        "rotate-aws-keys": "rotate_aws_keys",
+        "rotate-npm-tokens": "rotate_npm_tokens",
+        "rotate-other-credentials": "credential_checklist",
         "commit-fix": "git_commit",
     }
+    # deleting cloud keys and revoking tokens cannot be undone: the step id is typed to agree
+    typed = {"rotate-aws-keys", "rotate-npm-tokens"}
     for step in axios.steps:
         assert step.uses == automated.get(step.id, "manual"), step.id
         assert len(step.description) > 200, step.id
         if step.uses == "manual":
             assert step.with_["items"], step.id
-        assert step.confirm != "always", step.id
+        assert (step.confirm == "always") == (step.id in typed), step.id
 
 
 def test_bundled_when_conditions_name_earlier_steps(axios: Playbook) -> None:

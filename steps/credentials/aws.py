@@ -126,7 +126,7 @@ class AwsTarget:
 
     @property
     def shown(self) -> str:
-        return self.endpoint_url or "AWS"
+        return self.endpoint_url or f"AWS (the public {self.region} endpoints)"
 
 
 class _Sessions:
