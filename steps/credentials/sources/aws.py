@@ -87,7 +87,7 @@ def scan_aws_file(path: Path, kind: str, collector: Collector, home: Path | None
     text = collector.read(path)
     if text is None:
         return
-    ini = parse_ini(text)
+    ini = parse_ini(text, lower_keys=True)
     for line, message in ini.errors:
         collector.problem(path, f"malformed AWS {kind} file: {message}", line)
     for line, message in _orphans(ini):

@@ -105,9 +105,10 @@ def unquote_value(value: str) -> str:
     return value
 
 
-def parse_ini(text: str) -> IniFile:
+def parse_ini(text: str, *, lower_keys: bool = False) -> IniFile:
     """Entries with their line numbers. Indented lines after a key continue it (AWS nested
-    settings) and are skipped; a line that is neither a section nor `key = value` is an error."""
+    settings) and are skipped; a line that is neither a section nor `key = value` is an error.
+    `lower_keys`: option names are case-insensitive (AWS files, read by configparser)."""
     out = IniFile()
     section: str | None = None
     last_key = False
@@ -129,7 +130,8 @@ def parse_ini(text: str) -> IniFile:
             last_key = False
             continue
         value = INLINE_COMMENT.sub("", value.strip())
-        out.entries.append(IniEntry(section, key.strip(), unquote_value(value.strip()), number))
+        name = key.strip().lower() if lower_keys else key.strip()
+        out.entries.append(IniEntry(section, name, unquote_value(value.strip()), number))
         last_key = True
     return out
 
