@@ -243,7 +243,8 @@ class Effects:
         """Atomically rewrite a file that holds secrets, keeping its mode (0600 when new).
 
         No backup is kept: a copy of a credential file is one more place a secret leaks from,
-        and the old secret is being revoked anyway. The journal gets hashes, never content.
+        and the old secret is being revoked anyway. The journal gets the path and the reason,
+        never content nor a hash of it (a file around one weak password could be guessed back).
         """
         real = self.confine(path)
         if real.is_symlink() or (real.exists() and not real.is_file()):

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 from runbook.step import Action, Plan, StepContext, StepKind, StepParams, StepResult, fingerprint_of
+from steps.credentials.checklist import ask
 from steps.credentials.model import Credential
 from steps.manual import ManualItem
 
@@ -80,19 +81,8 @@ class CredentialChecklist(StepKind):
         answers: dict[str, str] = {}
         for action in plan.actions:
             item_id = action.detail["item"]
-            answer = ctx.operator.checklist(ctx.step, item_id, action.summary)
-            answers[item_id] = answer
-            ctx.record(
-                "manual_item",
-                {
-                    "step": ctx.step.id,
-                    "item": item_id,
-                    "text": action.summary,
-                    "answer": answer,
-                    "by": ctx.operator.name,
-                    **{k: v for k, v in action.detail.items() if k == "credential"},
-                },
-            )
+            extra = {k: v for k, v in action.detail.items() if k == "credential"}
+            answers[item_id] = ask(ctx, item_id, action.summary, **extra)
         if not answers:
             return StepResult("succeeded", "no credential needs revoking by hand")
         done = sum(1 for a in answers.values() if a == "done")

@@ -45,6 +45,7 @@ from steps.credentials.aws_rotation import (
     secret_of,
     survey,
 )
+from steps.credentials.checklist import ask
 from steps.credentials.discover import discover_for_step
 from steps.credentials.model import Credential
 from steps.credentials.vault import KeyringRefused, Vault, service_for
@@ -242,20 +243,7 @@ class RotateAwsKeys(StepKind):
                 continue
             if outcome is not None:
                 rotated.append(outcome)
-        answers = {}
-        for item in state.items:
-            answer = ctx.operator.checklist(ctx.step, item.id, item.text)
-            answers[item.id] = answer
-            ctx.record(
-                "manual_item",
-                {
-                    "step": ctx.step.id,
-                    "item": item.id,
-                    "text": item.text,
-                    "answer": answer,
-                    "by": ctx.operator.name,
-                },
-            )
+        answers = {item.id: ask(ctx, item.id, item.text) for item in state.items}
         open_items = sum(1 for a in answers.values() if a != "done")
         parts = []
         if ctx.dry_run:

@@ -11,8 +11,11 @@ so one token in `~/.npmrc` and a project `.npmrc` is rotated once and rewritten 
    `GET /-/whoami` when npm is not installed);
 5. revoke the old token (found in the registry's token list), then check it is refused.
 
-A failure before 5 rolls back: the new token is revoked, the files get the old one back and the
-keyring entry is deleted. A run killed half way is finished by the next one: the keyring entry
+Before 1, every file must still hold the token and be a regular file (never a symlink), or
+nothing is created. A failure before 5 rolls back: the files get the old token back, the new one
+is revoked and the keyring entry deleted (unless a file could not be restored: then the new token
+stays valid for it and a rerun finishes). One token failing does not stop the others; the step
+then fails, naming it. A run killed half way is finished by the next one: the keyring entry
 (and its `state`) and a `whoami` with its token tell where it stopped, so no second token is
 created. A token from `NPM_TOKEN` / `NODE_AUTH_TOKEN` gets its successor in the keyring and a
 checklist item to update the variable where it is set. Tokens the registry already refuses, an
@@ -191,8 +194,15 @@ class RotateNpmTokens(StepKind):
         password = bool(ctx.env.get(PASSWORD_ENV)) or getattr(ctx.operator, "interactive", False)
         for group in groups:
             self._check(ctx, group, password)
-        if not ctx.dry_run and any(g.stale or g.state in ("rotate", "resume") for g in groups):
-            vault = self._open_vault(ctx, strict=True)
+        refused = None
+        if any(g.stale or g.state in ("rotate", "resume") for g in groups):
+            if not ctx.dry_run:
+                vault = self._open_vault(ctx, strict=True)
+            else:  # a dry run says so instead of failing (as rotate_aws_keys does)
+                try:
+                    self._open_vault(ctx, strict=True)
+                except StepError as exc:
+                    refused = f"a live run would stop here: {exc}"
         seen = [
             (
                 g.registry,
@@ -208,6 +218,8 @@ class RotateNpmTokens(StepKind):
             for g in groups
         ]
         plan = self._describe(ctx, groups, fingerprint_of(self.name, seen))
+        if refused:
+            plan.notes.insert(0, refused)
         return _Observed(groups, vault, plan)
 
     def _describe(self, ctx: StepContext, groups: list[TokenGroup], fingerprint: str) -> Plan:
@@ -348,18 +360,34 @@ class RotateNpmTokens(StepKind):
         if not seen.groups:
             return StepResult("succeeded", "no npm token to rotate")
         rotation = NpmRotation(ctx, seen.vault, timeout=self.params.timeout)
+        failed: list[str] = []
         for group in seen.groups:
-            rotation.handle(group)
+            try:  # one token failing (and rolled back) does not keep the others from rotating
+                rotation.handle(group)
+            except StepError as exc:
+                failed.append(ctx.effects.redactor.text(str(exc)))
+            except Exception as exc:  # a bug or an odd registry: the other tokens still rotate
+                failed.append(ctx.effects.redactor.text(f"{type(exc).__name__}: {exc}"))
         answers = rotation.ask_checklist()
-        data = {"rotated": rotation.rotated, "manual": [text for _, text in rotation.items]}
+        data = {
+            "rotated": rotation.rotated,
+            "manual": [text for _, text in rotation.items],
+            "failed": len(failed),
+        }
         if ctx.dry_run:
             count = sum(1 for g in seen.groups if g.state in ("rotate", "resume"))
-            return StepResult("succeeded", f"would rotate {count} npm token(s)", data=data)
-        summary = f"{len(rotation.rotated)} npm token(s) rotated"
+            summary = f"would rotate {count} npm token(s)"
+        else:
+            summary = f"{len(rotation.rotated)} npm token(s) rotated"
         open_items = [i for i, answer in answers.items() if answer != "done"]
+        if ctx.dry_run and not failed:
+            return StepResult("succeeded", summary, data=data)
         if rotation.items:
             done = len(rotation.items) - len(open_items)
             summary += f"; {done}/{len(rotation.items)} checklist item(s) done"
+        if failed:
+            summary += f"; {len(failed)} failed: " + " | ".join(failed)
+            return StepResult("failed", summary, data=data)
         if open_items:  # like every checklist: outstanding in the report, not a failed run
             return StepResult("outstanding", summary, data=data)
         return StepResult("succeeded", summary, data=data)

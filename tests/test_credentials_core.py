@@ -17,6 +17,13 @@ from runbook.faults import FaultInjected, checkpoint
 from runbook.redact import Redactor
 from steps.credential_checklist import ci_secrets_url
 from steps.credentials.persist import Replacement, ValueMoved, read_text, replace_values
+from steps.credentials.rewrite import (
+    CannotRewrite,
+    FileEdit,
+    apply_edits,
+    preflight,
+    undo_edits,
+)
 from steps.credentials.vault import KeyringRefused, Vault, check_backend, service_for
 
 PLAINTEXT = "keyrings.alt.file.PlaintextKeyring"
@@ -170,6 +177,53 @@ def test_replace_values_refuses_a_moved_value_without_showing_it() -> None:
         replace_values("x=OLD OLD\n", [Replacement(1, "OLD", "N")])
     with pytest.raises(ValueMoved):
         replace_values("x=1\n", [Replacement(7, "1", "2")])
+
+
+def test_preflight_refuses_a_symlink_or_a_moved_value_before_anything_is_created(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "dotfiles" / "npmrc"
+    real.parent.mkdir()
+    real.write_text("//r/:_authToken=OLDTOKEN-1234\n")
+    link = tmp_path / ".npmrc"
+    link.symlink_to(real)
+    edit = FileEdit(link, (Replacement(1, "OLDTOKEN-1234", "OLDTOKEN-1234"),))
+    with pytest.raises(CannotRewrite) as exc:
+        preflight([edit])
+    shown = str(exc.value)
+    assert f"{link} is a symlink (to {real})" in shown and "OLDTOKEN" not in shown
+    moved = FileEdit(real, (Replacement(2, "OLDTOKEN-1234", "OLDTOKEN-1234"),))
+    with pytest.raises(CannotRewrite, match=f"{real}:2: the value to replace"):
+        preflight([moved])
+    with pytest.raises(CannotRewrite, match="cannot read"):
+        preflight([FileEdit(tmp_path / "gone", moved.replacements)])
+    preflight([FileEdit(real, edit.replacements)])  # a regular file holding the value: fine
+    # neither an edit nor a replacement shows a value in its repr
+    assert "OLDTOKEN" not in repr(edit) and "OLDTOKEN" not in repr(edit.reverse())
+
+
+def test_undo_puts_back_what_it_can_and_reports_the_rest(tmp_path: Path) -> None:
+    fx, rec = effects(tmp_path)
+    first, second = tmp_path / "target" / ".env", tmp_path / "target" / ".npmrc"
+    first.write_text("A=1\nTOKEN=OLD-VALUE-1\n")
+    second.write_text("//r/:_authToken=OLD-VALUE-1\n")
+    edits = [
+        FileEdit(first, (Replacement(2, "OLD-VALUE-1", "NEW-VALUE-2"),)),
+        FileEdit(second, (Replacement(1, "OLD-VALUE-1", "NEW-VALUE-2"),)),
+    ]
+    done: list[FileEdit] = []
+    apply_edits(fx, edits, done, reason="rotate")
+    assert done == edits and "NEW-VALUE-2" in first.read_text() + second.read_text()
+    second.write_text("//r/:_authToken=EDITED-BY-HAND\n")  # the new value is gone from there
+
+    problems = undo_edits(fx, done, reason="rollback")
+
+    assert first.read_text() == "A=1\nTOKEN=OLD-VALUE-1\n"
+    [problem] = problems
+    assert problem.startswith(f"{second} still holds the new value") and f"{second}:1" in problem
+    assert "VALUE" not in problem
+    writes = [data for _, data in rec.calls if data["op"] == "write_secret_file"]
+    assert [w["reason"] for w in writes] == ["rotate", "rotate", "rollback"]
 
 
 # -- faults -------------------------------------------------------------------------------------

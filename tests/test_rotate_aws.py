@@ -321,7 +321,7 @@ def test_failure_after_persisting_rolls_back(
     assert_no_secrets(everything_written(journal, result), old=old)
 
 
-@pytest.mark.parametrize("phase", ["created", "persisted", "verified"])
+@pytest.mark.parametrize("phase", ["created", "persisted", "verified", "deactivated"])
 def test_killed_rotation_is_finished_by_a_rerun(
     phase: str,
     moto: MotoServer,
@@ -341,9 +341,11 @@ def test_killed_rotation_is_finished_by_a_rerun(
     assert killed.returncode == -9
     [(row, new)] = stored(aws_env)  # stored before anything else happened
     assert row["meta"]["replaces"] == old.fingerprint
-    with moto.no_auth():  # two keys, both active: the old one was not touched
+    # two keys; the old one untouched until the new one was verified
+    status = "Inactive" if phase == "deactivated" else "Active"
+    with moto.no_auth():
         assert fps(moto.keys("alice")) == sorted(
-            [(old.fingerprint, "Active"), (new.fingerprint, "Active")]
+            [(old.fingerprint, status), (new.fingerprint, "Active")]
         )
 
     rerun = rotate(run_cli, aws_env, moto, project, journal)
@@ -362,6 +364,37 @@ def test_killed_rotation_is_finished_by_a_rerun(
     assert resumed["from_phase"] == phase
     assert ("persist" in resumed["ops"]) == (phase == "created")
     assert_no_secrets(everything_written(journal, killed, rerun), old=old, new=new)
+
+
+def test_a_symlinked_credentials_file_stops_the_rotation_before_a_key_is_created(
+    moto: MotoServer, aws_env: dict[str, str], project: Path, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Effects never writes through a symlink (dotfile managers make ~/.aws/credentials one):
+    that is found before CreateAccessKey, not by a rollback after it."""
+    moto.user("alice")
+    old = moto.create_key("alice")
+    moto.enforce_auth()
+    home = Path(aws_env["HOME"])
+    real = credentials_file(home, old)
+    kept = home / "dotfiles" / "aws-credentials"
+    kept.parent.mkdir()
+    real.rename(kept)
+    real.symlink_to(kept)
+    before = digest(kept)
+    journal = tmp_path / "run.jsonl"
+
+    result = rotate(run_cli, aws_env, moto, project, journal)
+
+    assert result.returncode == 1
+    summary = summary_of(journal)
+    assert f"nothing was changed: {real} is a symlink (to {kept})" in summary
+    assert phases(journal) == []  # not even an intent: no key was created
+    assert not [d for d in events(journal, "effect") if d.get("op") == "call"]
+    with moto.no_auth():
+        assert fps(moto.keys("alice")) == [(old.fingerprint, "Active")]
+    assert digest(kept) == before and real.is_symlink()
+    assert stored(aws_env) == []
+    assert_no_secrets(everything_written(journal, result), old=old)
 
 
 def test_key_created_by_a_run_killed_before_storing_it_is_deleted_by_the_rerun(

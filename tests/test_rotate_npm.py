@@ -20,13 +20,17 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
+from runbook.effects import Effects
 from runbook.journal import read_entries, verify
-from runbook.redact import fingerprint
+from runbook.redact import Redactor, fingerprint
+from runbook.step import StepError
 from steps.credentials.npm_registry import (
+    CreatedToken,
     NpmRegistry,
     OtpRequired,
     PasswordRefused,
@@ -34,7 +38,10 @@ from steps.credentials.npm_registry import (
     TokenRefused,
     find_token,
 )
-from steps.credentials.vault import Vault, service_for
+from steps.credentials.npm_rotation import NpmRotation, TokenGroup
+from steps.credentials.persist import Replacement
+from steps.credentials.rewrite import FileEdit
+from steps.credentials.vault import StoredEntry, Vault, service_for
 from tests.conftest import ROOT, RUNBOOK
 from tests.npmreg import (
     Registry,
@@ -48,6 +55,7 @@ from tests.npmreg import (
 
 PLAYBOOK = ROOT / "tests" / "playbooks" / "npm-rotation.yaml"
 SERVICE = service_for("npm-rotation-test")
+PHASES = ["created", "persisted", "verified"]
 _accounts = itertools.count(1)
 
 
@@ -294,7 +302,11 @@ def test_a_failure_after_persisting_rolls_everything_back(tmp_path, registry) ->
 
 @pytest.mark.parametrize(
     ("checkpoint", "files_after_kill", "resumed_from"),
-    [("npm.created", "old", "created"), ("npm.persisted", "new", "persisted")],
+    [
+        ("npm.created", "old", "created"),
+        ("npm.persisted", "new", "persisted"),
+        ("npm.verified", "new", "verified"),
+    ],
 )
 def test_killed_half_way_then_rerun_finishes_without_a_second_token(
     tmp_path, registry, checkpoint, files_after_kill, resumed_from
@@ -321,7 +333,7 @@ def test_killed_half_way_then_rerun_finishes_without_a_second_token(
     assert token_keys(registry, new) == [entry.meta["token_id"]]  # exactly one token works
     only_token_changed(m, new)
     before_kill = phases(m)[: phases(m).index("resumed")]
-    assert before_kill == ["created", "persisted"][: 1 + (checkpoint == "npm.persisted")]
+    assert before_kill == PHASES[: PHASES.index(resumed_from) + 1]
     assert phases(m)[len(before_kill) :] == ["resumed", "persisted", "verified", "revoked"]
     assert m.vault().entries()[0].meta["state"] == "done"
     assert_no_secret(m, outputs(m, killed, rerun), new)
@@ -339,6 +351,9 @@ def test_an_interrupted_rotation_whose_token_was_revoked_elsewhere_starts_over(
     meta = {"replaces": fingerprint(m.old), "registry": registry.url, "user": m.user}
     meta |= {"token_id": dead["key"], "state": "created"}
     m.vault().store(SERVICE, name, dead_token, type="npm-token", fingerprint="x", meta=meta)
+    dry = m.rotate("--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert phases(m) == [] and len(m.vault().entries()) == 1  # a dry run forgets nothing
 
     result = m.rotate()
 
@@ -350,7 +365,144 @@ def test_an_interrupted_rotation_whose_token_was_revoked_elsewhere_starts_over(
     assert entry.name == name and entry.meta["state"] == "done"
     assert m.stored(name) == new
     assert phases(m) == ["forgotten", "created", "persisted", "verified", "revoked"]
-    assert_no_secret(m, outputs(m, result), new, dead_token)
+    assert_no_secret(m, outputs(m, dry, result), new, dead_token)
+
+
+def test_a_symlinked_npmrc_stops_the_rotation_before_a_token_is_created(tmp_path, registry) -> None:
+    """Effects never writes through a symlink (a dotfile manager's ~/.npmrc): that is found
+    before a token is created, not by a roll-back after it."""
+    m = machine(tmp_path, registry)
+    npmrc = m.home / ".npmrc"
+    kept = m.home / "dotfiles" / "npmrc"
+    kept.parent.mkdir()
+    npmrc.rename(kept)
+    npmrc.symlink_to(kept)
+
+    result = m.rotate()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{npmrc} is a symlink (to {kept})" in result.stdout
+    assert phases(m) == []  # nothing created, so nothing to roll back
+    assert token_keys(registry, m.old) == [m.old_key]
+    assert whoami(registry, m.old) == m.user
+    assert kept.read_bytes() == m.files[npmrc] and npmrc.is_symlink()
+    assert all(path.read_bytes() == data for path, data in m.files.items() if path != npmrc)
+    assert m.vault().entries() == []
+    assert_no_secret(m, outputs(m, result))
+
+
+def test_one_token_failing_does_not_stop_the_others(tmp_path, registry) -> None:
+    """Two accounts; the first token's account has another password than the one given, so
+    creating its successor fails. The second token is still rotated and the step fails."""
+    m = machine(tmp_path, registry)
+    for path in m.files:
+        path.unlink()
+    other_user = f"other{next(_accounts)}-{os.getpid()}"
+    other_password = Secret(f"pw-{other_user}-Battery-Staple")
+    other_login = Secret(add_user(registry, other_user, other_password))
+    made = create_token(registry, other_login, other_password)
+    other = Secret(made["token"])
+    (m.home / ".npmrc").write_text(f"registry={registry.url}\n//{m.hostpath}:_authToken={other}\n")
+    npmrc = m.project / ".npmrc"
+    npmrc.write_text(f"registry={registry.url}\n//{m.hostpath}:_authToken={m.old}\n")
+
+    result = m.rotate()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [finished] = [e["data"] for e in entries(m) if e["event"] == "step_finished"]
+    assert finished["outcome"] == "failed" and finished["result"]["failed"] == 1
+    assert "1 npm token(s) rotated" in finished["summary"]
+    assert f"cannot create a new npm token for {other_user}" in finished["summary"]
+    # the other account's token: untouched, still the only one
+    assert token_keys(registry, other) == [made["key"]] and whoami(registry, other) == other_user
+    assert other.encode() in (m.home / ".npmrc").read_bytes()
+    # this account's token: rotated in place, the old one revoked
+    line = npmrc.read_text().splitlines()[1]
+    new = Secret(line.split("_authToken=", 1)[1])
+    assert new != m.old and whoami(registry, new) == m.user
+    assert whoami(registry, m.old) is None
+    assert_no_secret(m, outputs(m, result), new, other, other_password)
+
+
+def test_a_roll_back_that_cannot_restore_a_file_keeps_the_new_token(tmp_path) -> None:
+    """A file that no longer holds the new token cannot get the old one back: the new token is
+    then neither revoked nor forgotten (a file may use it), and the operator is told so."""
+    events: list[tuple[str, dict]] = []
+
+    def record(event: str, data: dict) -> None:
+        events.append((event, data))
+
+    fx = Effects(
+        dry_run=False,
+        roots=[tmp_path],
+        backup_dir=tmp_path / "backups",
+        record=record,
+        redactor=Redactor(),
+    )
+    ctx = SimpleNamespace(
+        playbook=SimpleNamespace(id="p"), effects=fx, dry_run=False, env={}, record=record
+    )
+    old, new = Secret("old-token-0123456789"), Secret("new-token-9876543210")
+    fine, edited = tmp_path / "fine.npmrc", tmp_path / "edited.npmrc"
+    fine.write_text(f"//r/:_authToken={new}\n")  # as the rotation wrote it
+    edited.write_text("//r/:_authToken=changed-by-hand-000\n")  # edited since
+    entry = StoredEntry("runbook:p", "npm:me@r/:replaces-x", "npm-token", "fp", 0.0, {})
+    group = TokenGroup("http://r/", old, fingerprint(old), user="me", entry=entry, new=new)
+    revoked: list[str] = []
+    registry = SimpleNamespace(revoke_token=lambda auth, key, otp=None: revoked.append(key))
+    made = CreatedToken(token=new, key="new-key-id", user="me")
+    rewritten = [
+        FileEdit(path, (Replacement(1, old, new),)) for path in (fine, edited)
+    ]  # what the run wrote
+
+    with pytest.raises(StepError) as failed:
+        NpmRotation(ctx, None, timeout=5)._roll_back(  # type: ignore[arg-type]
+            group, registry, made, None, rewritten, "verifying it", RuntimeError("boom")
+        )
+
+    message = str(failed.value)
+    assert f"could not be rolled back fully: {edited} still holds the new value" in message
+    assert "is kept valid (keyring runbook:p/npm:me@r/:replaces-x)" in message
+    assert "rerun this step" in message and new not in message and old not in message
+    assert fine.read_text() == f"//r/:_authToken={old}\n"  # put back where it could be
+    assert revoked == []  # the new token still works for the file that holds it
+    [(_, journaled)] = [(e, d) for e, d in events if e == "npm_rotation"]
+    assert journaled["phase"] == "rollback-incomplete" and journaled["left"]
+
+
+def test_the_private_userconfig_of_npm_whoami_never_holds_the_token(tmp_path) -> None:
+    """npm reads the new token from its environment: a run killed while npm runs leaves a
+    reference in the temporary userconfig, never the token."""
+    seen = tmp_path / "seen"
+    npm = tmp_path / "npm"
+    npm.write_text(
+        "#!/bin/sh\n"
+        'while [ "$1" != "--userconfig" ]; do shift; done\n'
+        f'cp "$2" {seen}/npmrc; env > {seen}/env\n'
+        "echo me\n"
+    )
+    npm.chmod(0o755)
+    seen.mkdir()
+    fx = Effects(
+        dry_run=False,
+        roots=[tmp_path],
+        backup_dir=tmp_path / "backups",
+        record=lambda event, data: None,
+        redactor=Redactor(),
+    )
+    ctx = SimpleNamespace(
+        playbook=SimpleNamespace(id="p"), effects=fx, env={"PATH": "/usr/bin:/bin"},
+        home=tmp_path, target=tmp_path, record=lambda event, data: None,
+    )  # fmt: skip
+    token = Secret("new-token-0123456789abcdef")
+    group = TokenGroup("http://r.example/", "old-token-0123456789", "x", user="me")
+
+    result = NpmRotation(ctx, None, timeout=30)._npm_whoami(str(npm), group, token)  # type: ignore[arg-type]
+
+    assert result.returncode == 0 and result.stdout.strip() == "me"
+    written = (seen / "npmrc").read_text()
+    assert token not in written and "_authToken=${RUNBOOK_NPM_VERIFY_TOKEN}" in written
+    assert f"RUNBOOK_NPM_VERIFY_TOKEN={token}" in (seen / "env").read_text().splitlines()
 
 
 def test_an_unsafe_keyring_fails_the_plan_before_anything_is_created(tmp_path, registry) -> None:
@@ -363,7 +515,13 @@ def test_an_unsafe_keyring_fails_the_plan_before_anything_is_created(tmp_path, r
     assert "--allow-insecure-keyring" in result.stdout
     assert token_keys(registry, m.old) == [m.old_key]
     assert m.unchanged()
-    assert_no_secret(m, outputs(m, result))
+    # a dry run says what the live run would do and where it would stop, and succeeds
+    dry = m.run("run", PLAYBOOK, "--target", m.project, "--yes", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    [planned] = [e["data"] for e in entries(m) if e["event"] == "step_planned"][-1:]
+    assert planned["notes"][0].startswith("a live run would stop here: refusing the keyring")
+    assert token_keys(registry, m.old) == [m.old_key] and m.unchanged()
+    assert_no_secret(m, outputs(m, result, dry))
 
 
 # -- nothing to do automatically ---------------------------------------------------------------

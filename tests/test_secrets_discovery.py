@@ -250,6 +250,67 @@ def test_dotenv_quoting_and_pruned_folders(tmp_path: Path) -> None:
     assert found.problems == [(f"{target / '.env.test'}:5", "unterminated quoted value of BROKEN")]
 
 
+def test_an_unclosed_double_quote_does_not_hide_the_lines_after_it(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    target.mkdir()
+    token = npm_token()
+    (target / ".env").write_text(f'GREETING="hello\nNPM_TOKEN={token}\nPORT=3000\n')
+    found = discover(targets=[target])
+    assert [(c.type, c.location.line) for c in found.credentials] == [("npm-token", 2)]
+    assert found.problems == [(f"{target / '.env'}:1", "unterminated quoted value of GREETING")]
+
+
+def test_a_password_in_a_registry_url_is_a_credential_and_never_part_of_a_registry(
+    tmp_path: Path,
+) -> None:
+    home, target = tmp_path / "home", tmp_path / "repo"
+    target.mkdir()
+    (home / ".yarnrc.yml").parent.mkdir(parents=True)
+    alnum = string.ascii_letters + string.digits
+    npm_password, yarn_password, token = rand(18, alnum), rand(18, alnum), npm_token()
+    (home / ".npmrc").write_text(
+        f"registry=https://me:{npm_password}@art.example.test/api/npm/\n_authToken={token}\n"
+    )
+    (home / ".yarnrc.yml").write_text(
+        f'npmRegistryServer: "https://bob:{yarn_password}@yarn.example.test"\n'
+    )
+    found = discover(targets=[target], home=home, env={"NPM_TOKEN": npm_token()})
+    by_key = {
+        (c.location.path.name if c.location.path else "env", c.location.name): c
+        for c in found.credentials
+    }
+    assert by_key[(".npmrc", "registry")].value == npm_password
+    assert by_key[(".yarnrc.yml", "npmRegistryServer")].value == yarn_password
+    assert {c.rotation for c in found.credentials if c.detail.get("auth") == "url"} == {"manual"}
+    # the tokens keep their registry, shown without the account's password
+    assert (
+        by_key[(".npmrc", "_authToken")].detail["registry"] == "https://art.example.test/api/npm/"
+    )
+    assert by_key[("env", "NPM_TOKEN")].detail["registry"] == "https://art.example.test/api/npm/"
+    shown = render_json(found, home) + render_table(found, home)
+    assert npm_password not in shown and yarn_password not in shown
+
+
+def test_a_token_written_as_the_user_name_of_a_git_credential_is_the_secret(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    classic, gitlab = rand(40, "0123456789abcdef"), "glpat-" + rand(20)
+    (home / ".git-credentials").write_text(
+        f"https://{classic}:x-oauth-basic@github.com\n"
+        f"https://{gitlab}@gitlab.com\n"
+        "https://alice@git.example.test\n"  # a user name alone: nothing secret
+    )
+    found = discover(home=home)
+    assert [(c.type, c.value, c.location.name) for c in found.credentials] == [
+        ("git-credential", classic, "https://github.com"),
+        ("gitlab-token", gitlab, "https://gitlab.com"),
+    ]
+    shown = render_json(found, home) + render_table(found, home)
+    assert classic not in shown and gitlab not in shown and "x-oauth-basic" not in shown
+
+
 # -- the keyring ---------------------------------------------------------------------------------
 def test_keyring_entries_are_found_and_mark_the_file_copy_rotated(world: World) -> None:
     vault = Vault.open(world.env, allow_insecure=True)
@@ -453,6 +514,14 @@ def test_malformed_and_unreadable_files_are_problems_and_discovery_goes_on(
 def test_decoys(value: str, reason: str) -> None:
     assert decoy_reason(value) == reason
     assert classify("API_TOKEN", value) is None
+
+
+def test_a_secret_that_starts_with_a_slash_is_no_file_path() -> None:
+    secret = "/" + "wJa7rXUtnFEMI" + "K7MDENGbPxRfiCY" + "9xAmPleKq2z"  # AWS-shaped: 40 chars
+    assert len(secret) == 40 and decoy_reason(secret) is None
+    assert classify("APP_SECRET", secret) == ("generic-secret", secret)
+    assert decoy_reason("/etc/ssl/private/Server2024.key") == "a file path"
+    assert decoy_reason("/srv/Backups/2024") == "a file path"
 
 
 def test_token_formats_and_secret_names() -> None:

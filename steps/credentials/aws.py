@@ -59,10 +59,6 @@ class KeyPair:
     def redacted(self) -> str:
         return redact_value(self.access_key_id)
 
-    @property
-    def temporary(self) -> bool:
-        return self.access_key_id.startswith("ASIA")
-
 
 @dataclass(frozen=True)
 class Identity:

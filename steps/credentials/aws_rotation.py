@@ -38,7 +38,14 @@ from steps.credentials.aws import (
     wait_until_accepted,
 )
 from steps.credentials.model import Credential, Location
-from steps.credentials.persist import Replacement, ValueMoved, read_text, replace_values
+from steps.credentials.persist import Replacement
+from steps.credentials.rewrite import (
+    CannotRewrite,
+    FileEdit,
+    apply_edits,
+    preflight,
+    undo_edits,
+)
 from steps.credentials.vault import StoredEntry, Vault
 
 T = TypeVar("T")
@@ -106,18 +113,6 @@ class Place:
             "secret": self.secret_at.public() if self.secret_at else None,
             "fingerprint": fingerprint(self.key_id),
         }
-
-
-@dataclass(frozen=True)
-class FileEdit:
-    """The replacements that move one file from one key pair to another."""
-
-    path: Path
-    replacements: tuple[Replacement, ...]
-
-    def reverse(self) -> FileEdit:
-        back = tuple(Replacement(r.line, r.new, r.old) for r in self.replacements)
-        return FileEdit(self.path, back)
 
 
 def file_edits(places: Iterable[Place], new: KeyPair) -> list[FileEdit]:
@@ -515,8 +510,10 @@ class Rotation:
         job, old = self.job, self.job.old
         assert old is not None
         signer = self._client(old)
-        for edit in file_edits(job.places, old):  # old -> old: does every line still hold it?
-            self._check_edit(edit)
+        try:  # old -> old: is every file rewritable, does every line still hold the key?
+            preflight(file_edits(job.places, old))
+        except CannotRewrite as exc:
+            raise RotationFailed(f"nothing was changed: {self._text(exc)}") from None
         try:
             self._make_room(signer)
         except EffectError as exc:
@@ -529,7 +526,8 @@ class Rotation:
         )
         before = [k.fingerprint for k in job.keys if k.fingerprint not in gone]
         self._record("intent", at=time.time(), keys_before=before)
-        stored, rewritten = False, []
+        stored = False
+        rewritten: list[FileEdit] = []
         try:
             self.new = self._aws(
                 "iam:CreateAccessKey",
@@ -541,7 +539,7 @@ class Rotation:
             stored = True
             self._record("created")
             self._checkpoint("created")
-            rewritten = self._persist(file_edits(job.places, self.new), rewritten)
+            self._persist(file_edits(job.places, self.new), rewritten)
             self._record("persisted", places=[p.display(self.ctx.home) for p in job.places])
             self._vault_phase("persisted")
             self._checkpoint("persisted")
@@ -672,22 +670,10 @@ class Rotation:
             summary=f"store the new key {new.redacted} as {self.service}/{self.name}",
         )
 
-    def _check_edit(self, edit: FileEdit) -> None:
-        try:
-            replace_values(read_text(edit.path), edit.replacements, where=str(edit.path))
-        except (ValueMoved, OSError) as exc:
-            raise RotationFailed(f"nothing was changed: {self._text(exc)}") from None
-
-    def _persist(self, edits: list[FileEdit], rewritten: list[FileEdit]) -> list[FileEdit]:
+    def _persist(self, edits: list[FileEdit], rewritten: list[FileEdit]) -> None:
         """Rewrite every file in place; `rewritten` grows as files are done (for a rollback)."""
-        for edit in edits:
-            text = replace_values(read_text(edit.path), edit.replacements, where=str(edit.path))
-            effects = self.ctx.effects.with_files([edit.path], reason="a credential file")
-            effects.write_secret_file(
-                edit.path, text, reason=f"new access key of {self.user} in place of the old one"
-            )
-            rewritten.append(edit)
-        return rewritten
+        reason = f"new access key of {self.user} in place of the old one"
+        apply_edits(self.ctx.effects, edits, rewritten, reason=reason)
 
     def _verify(self) -> None:
         new = self.new
@@ -725,16 +711,10 @@ class Rotation:
         if new is None:
             self._record("rolled-back", cause=cause, left=[])
             return f"rotation of {self.user}'s key failed, nothing changed: {cause}"
-        left: list[str] = []
-        for edit in reversed(rewritten):
-            back = edit.reverse()
-            try:
-                text = replace_values(read_text(back.path), back.replacements, where=str(back.path))
-                self.ctx.effects.with_files([back.path], reason="rollback").write_secret_file(
-                    back.path, text, reason="rollback: the old key back in place"
-                )
-            except (ValueMoved, OSError, EffectError) as err:
-                left.append(f"{back.path} still holds the new key ({self._text(err)})")
+        problems = undo_edits(
+            self.ctx.effects, rewritten, reason="rollback: the old key back in place"
+        )
+        left = [self._text(p) for p in problems]
         if left:  # a file holds the new key: keep that key and its keyring entry usable
             self._record("rollback-incomplete", cause=cause, left=left)
             return (
@@ -743,6 +723,11 @@ class Rotation:
                 f"the new key {new.redacted} stays in AWS and in the keyring "
                 f"({self.service}/{self.name}). A rerun finishes the rotation with that new key"
             )
+        places = ", ".join(p.display(self.ctx.home) for p in self.job.places)
+        message = (
+            f"rotation of {self.user}'s key failed and was rolled back: {cause}. The old key "
+            f"{self.job.old_shown} is active and in place ({places})"
+        )
         try:
             self._aws(
                 "iam:DeleteAccessKey",
@@ -751,7 +736,14 @@ class Rotation:
             )
         except EffectError as err:
             left.append(f"the new key {new.redacted} is still in AWS ({self._text(err)})")
-        if not left and stored and self.vault is not None:
+            self._record("rolled-back", cause=cause, left=left)
+            then = (
+                "A rerun finds the new key in the keyring and finishes the rotation with it"
+                if stored
+                else f"Delete it in the IAM console (Users > {self.user} > Security credentials)"
+            )
+            return f"{message}; left over: {left[0]}. {then}"
+        if stored and self.vault is not None:
             vault = self.vault
             try:
                 self.ctx.effects.call(
@@ -763,19 +755,8 @@ class Rotation:
             except EffectError as err:
                 left.append(f"the keyring entry {self.service}/{self.name} ({self._text(err)})")
         self._record("rolled-back", cause=cause, left=left)
-        places = ", ".join(p.display(self.ctx.home) for p in self.job.places)
-        message = (
-            f"rotation of {self.user}'s key failed and was rolled back: {cause}. The old key "
-            f"{self.job.old_shown} is active and in place ({places})"
-        )
-        if left:
-            message += (
-                f"; left over: {'; '.join(left)}. A rerun finds the new key in the keyring and "
-                "finishes the rotation with it"
-                if stored
-                else f"; left over: {'; '.join(left)}. Delete it in the IAM console "
-                f"(Users > {self.user} > Security credentials)"
-            )
+        if left:  # AWS no longer has that key: a rerun sees the entry is stale and forgets it
+            message += f"; left over: {left[0]}, which a rerun forgets"
         return message
 
     def _text(self, exc: BaseException) -> str:

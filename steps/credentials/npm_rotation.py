@@ -6,8 +6,9 @@ recorded as the keyring entry's `state` so that a later run knows where this one
     created -> persisted -> verified -> done          (or rolled-back)
 
 Checkpoints `npm.created`, `npm.persisted` and `npm.verified` (runbook.faults) follow the first
-three. Any failure before the old token is revoked rolls back: the new token is revoked, the old
-one is written back wherever it was replaced, the keyring entry is deleted.
+three. Any failure before the old token is revoked rolls back: the old token is written back
+wherever it was replaced, then the new token is revoked and the keyring entry deleted. A file
+that cannot get the old token back keeps the new one valid (and kept): a rerun finishes the job.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from runbook import faults
 from runbook.effects import CommandResult, EffectError
 from runbook.redact import fingerprint, redact_value
 from runbook.step import StepContext, StepError
+from steps.credentials.checklist import ask
 from steps.credentials.npm_registry import (
     Auth,
     Basic,
@@ -37,11 +39,13 @@ from steps.credentials.npm_registry import (
     find_token,
     nerf_dart,
 )
-from steps.credentials.persist import Replacement, ValueMoved, read_text, replace_values
+from steps.credentials.persist import Replacement, read_text
+from steps.credentials.rewrite import CannotRewrite, FileEdit, apply_edits, preflight, undo_edits
 from steps.credentials.vault import StoredEntry, Vault, service_for
 
 T = TypeVar("T")
 PASSWORD_ENV = "RUNBOOK_NPM_PASSWORD"
+VERIFY_TOKEN_ENV = "RUNBOOK_NPM_VERIFY_TOKEN"  # the new token, for `npm whoami` only
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 UNFINISHED = ("created", "persisted", "verified")  # keyring `state`s of a rotation cut short
 # settings the private userconfig keeps from the user's, so `npm whoami` reaches the registry
@@ -153,21 +157,7 @@ class NpmRotation:
 
     def ask_checklist(self) -> dict[str, str]:
         """Each manual item to the operator; every answer journaled."""
-        ctx, answers = self.ctx, {}
-        for item_id, text in self.items:
-            answer = ctx.operator.checklist(ctx.step, item_id, text)
-            answers[item_id] = answer
-            ctx.record(
-                "manual_item",
-                {
-                    "step": ctx.step.id,
-                    "item": item_id,
-                    "text": text,
-                    "answer": answer,
-                    "by": ctx.operator.name,
-                },
-            )
-        return answers
+        return {item_id: ask(self.ctx, item_id, text) for item_id, text in self.items}
 
     def journal(self, phase: str, group: TokenGroup, *, new: str = "", **data: Any) -> None:
         """An `npm_rotation` event: tokens shown redacted and by fingerprint, never in full."""
@@ -247,7 +237,8 @@ class NpmRotation:
             lambda: vault.delete(entry.service, entry.name) if vault else None,
             summary=f"forget {entry.service}/{entry.name}: the registry refuses its token",
         )
-        self.journal("forgotten", group, keyring=entry.name)
+        if not self.ctx.dry_run:  # a dry run forgot nothing: no phase for the report to show
+            self.journal("forgotten", group, keyring=entry.name)
         group.entry, group.new, group.stale, group.new_places = None, "", False, []
 
     def _dry(self, group: TokenGroup) -> None:
@@ -283,6 +274,12 @@ class NpmRotation:
     def _rotate(self, group: TokenGroup) -> None:
         """A fresh rotation: create, store, persist, verify, revoke."""
         ctx = self.ctx
+        try:  # before anything is created: can every file still be rewritten in place?
+            preflight(_edits(group.files, group.old, group.old))
+        except CannotRewrite as exc:
+            raise StepError(
+                f"nothing was changed for the npm token {group.shown_old} of {group.user}: {exc}"
+            ) from None
         registry = NpmRegistry(group.registry, env=ctx.env)
         password = self.password(group.user, group.registry)
         if not password:
@@ -424,15 +421,15 @@ class NpmRotation:
     ) -> None:
         """Persist, verify (rolling back on failure), then revoke the old token."""
         ctx = self.ctx
-        rewritten: list[Place] = []
+        rewritten: list[FileEdit] = []
         phase = "writing it to the files"
         try:
             if fresh:
                 faults.checkpoint("npm.created", ctx.env)
             if group.old:
-                rewritten = self._persist(group, group.old, made.token)
+                self._persist(group, group.old, made.token, rewritten)
             self._set_state(group, "persisted")
-            files = sorted({str(p.path) for p in rewritten})
+            files = sorted(str(e.path) for e in rewritten)
             self.journal("persisted", group, files=files)
             faults.checkpoint("npm.persisted", ctx.env)
             phase = "verifying it"
@@ -462,35 +459,11 @@ class NpmRotation:
             summary=f"mark {entry.service}/{entry.name} {state}",
         )
 
-    def _persist(self, group: TokenGroup, old: str, new: str) -> list[Place]:
-        """Rewrite every file place in place; the places rewritten (for a roll-back)."""
-        done: list[Place] = []
-        try:
-            for path, places in _by_path(group.files).items():
-                effects = self.ctx.effects.with_files(
-                    [path], reason="rotate_npm_tokens: a file holding the old token"
-                )
-                reps = [Replacement(p.line or 0, old, new) for p in places]
-                text = replace_values(read_text(path), reps, where=str(path))
-                effects.write_secret_file(path, text, reason=f"new npm token for {group.user}")
-                done.extend(places)
-        except Exception:
-            self._restore(done, new, old)
-            raise
-        return done
-
-    def _restore(self, places: list[Place], new: str, old: str) -> list[str]:
-        """Put `old` back where `places` now hold `new`; the problems left, if any."""
-        problems = []
-        for path, here in _by_path(places).items():
-            reps = [Replacement(p.line or 0, new, old) for p in here]
-            try:
-                effects = self.ctx.effects.with_files([path], reason="rotate_npm_tokens: roll back")
-                text = replace_values(read_text(path), reps, where=str(path))
-                effects.write_secret_file(path, text, reason="roll back: the old npm token")
-            except (OSError, ValueMoved, EffectError) as exc:
-                problems.append(f"put the old token back in {path}: {_why(exc)}")
-        return problems
+    def _persist(self, group: TokenGroup, old: str, new: str, done: list[FileEdit]) -> None:
+        """Rewrite every file place in place; `done` grows as files are written (a roll-back
+        puts the old token back in those)."""
+        edits = _edits(group.files, old, new)
+        apply_edits(self.ctx.effects, edits, done, reason=f"new npm token for {group.user}")
 
     def _verify(self, group: TokenGroup, token: str) -> str:
         """`npm whoami` with nothing but the new token configured; GET /-/whoami without npm."""
@@ -525,9 +498,11 @@ class NpmRotation:
         private = Path(tempfile.mkdtemp(prefix="runbook-npm-"))  # mode 0700
         try:
             userconfig = private / "npmrc"
+            # the file names the token, npm reads it from the environment: a run killed while
+            # npm runs leaves no token behind in the temporary directory
             lines = [
                 *network_settings(ctx.env, ctx.home),
-                f"{nerf_dart(group.registry)}:_authToken={token}",
+                f"{nerf_dart(group.registry)}:_authToken=${{{VERIFY_TOKEN_ENV}}}",
             ]
             fd = os.open(userconfig, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -538,7 +513,7 @@ class NpmRotation:
             return ctx.effects.run(
                 argv,
                 cwd=ctx.target,
-                env=npm_env(ctx.env, private),
+                env={**npm_env(ctx.env, private), VERIFY_TOKEN_ENV: token},
                 timeout=self.timeout,
                 reason="verify the new npm token (private temporary userconfig)",
             )
@@ -613,14 +588,33 @@ class NpmRotation:
         registry: NpmRegistry,
         made: CreatedToken,
         account: Basic | None,
-        rewritten: list[Place],
+        rewritten: list[FileEdit],
         phase: str,
         error: BaseException,
     ) -> None:
-        """Undo a rotation that failed before the old token was revoked; always raises."""
+        """Undo a rotation that failed before the old token was revoked; always raises.
+
+        The files first: while one of them still holds the new token, that token is kept valid
+        (and in the keyring) so nothing that reads the file breaks, and a rerun finishes the
+        rotation with it."""
         ctx = self.ctx
         done: list[str] = []
-        left: list[str] = []
+        # the lines this run rewrote, and those an interrupted run had rewritten already
+        back = rewritten + _edits(group.new_places, group.old, made.token)
+        left = undo_edits(ctx.effects, back, reason="roll back: the old npm token")
+        if back and not left:
+            done.append(f"old token written back to {len({e.path for e in back})} file(s)")
+        if left:
+            self.journal(
+                "rollback-incomplete", group, new=made.token, failed_while=phase, left=left
+            )
+            kept = f" (keyring {group.entry.service}/{group.entry.name})" if group.entry else ""
+            raise StepError(
+                f"npm token rotation for {group.user} at {group.registry} failed while {phase}: "
+                f"{_why(error)}, and could not be rolled back fully: {'; '.join(left)}. The old "
+                f"token {group.shown_old} still works; the new token {redact_value(made.token)} "
+                f"is kept valid{kept}; rerun this step to finish the rotation with it"
+            )
         auth: Auth = account if made.readonly and account is not None else made.token
         try:
             if not made.key:
@@ -639,13 +633,6 @@ class NpmRotation:
                 f"revoke the new token (`npm token revoke {made.key[:8] or 'ID'} --registry "
                 f"{group.registry}`): {_why(exc)}"
             )
-        # the lines this run rewrote, and those an interrupted run had rewritten already
-        back = rewritten + group.new_places
-        if back:
-            problems = self._restore(back, made.token, group.old)
-            left.extend(problems)
-            if not problems:
-                done.append(f"old token written back to {len(_by_path(back))} file(s)")
         entry, vault = group.entry, self.vault
         if entry is not None and vault is not None:
             try:
@@ -677,12 +664,13 @@ class NpmRotation:
         raise StepError(message)
 
 
-def _by_path(places: list[Place]) -> dict[Path, list[Place]]:
-    out: dict[Path, list[Place]] = {}
+def _edits(places: list[Place], old: str, new: str) -> list[FileEdit]:
+    """One edit per file: `old` becomes `new` on each place's line."""
+    by_path: dict[Path, list[Replacement]] = {}
     for place in places:
         if place.path is not None:
-            out.setdefault(place.path, []).append(place)
-    return out
+            by_path.setdefault(place.path, []).append(Replacement(place.line or 0, old, new))
+    return [FileEdit(path, tuple(reps)) for path, reps in by_path.items()]
 
 
 def npm_env(env: Mapping[str, str], private: Path) -> dict[str, str]:

@@ -80,6 +80,8 @@ PLACEHOLDER = re.compile(
 BOOLEAN = frozenset({"true", "false", "yes", "no", "on", "off", "enabled", "disabled", "y", "n"})
 FILE_PATH = re.compile(r"^(?:~|\.{1,2})?/[\w.@%+-]+(?:/[\w.@%+ -]*)*$|^[A-Za-z]:\\|^\\\\")
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://", re.ASCII)
+# base64 without padding: an AWS secret key starts with `/` once in 64 and is no file path
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{20,}")
 MIN_SECRET_LENGTH = 8
 URL_PASSWORD_DECOYS = frozenset(
     {"empty", "AWS documentation example", "a reference to another variable", "a placeholder"}
@@ -164,11 +166,24 @@ def decoy_reason(value: str) -> str | None:
         return "a placeholder"
     if URL.match(text):
         return None if url_password(text) else "a URL without credentials"
-    if FILE_PATH.match(text) or (":" in text and all(FILE_PATH.match(p) for p in text.split(":"))):
+    if FILE_PATH.match(text) and not _base64_secret(text):
+        return "a file path"
+    if ":" in text and all(FILE_PATH.match(p) for p in text.split(":")):
         return "a file path"
     if len(text) < MIN_SECRET_LENGTH:
         return "too short to be a secret"
     return None
+
+
+def _base64_secret(text: str) -> bool:
+    """Random base64 (upper and lower case letters and digits, nothing a path name would add:
+    no dot, dash, underscore), which merely happens to start with a slash."""
+    return bool(
+        BASE64_RUN.fullmatch(text)
+        and any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+        and any(c.isdigit() for c in text)
+    )
 
 
 def classify(name: str, value: str) -> tuple[CredentialType, str] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -13,11 +13,12 @@ class ValueMoved(Exception):
 
 @dataclass(frozen=True)
 class Replacement:
-    """Replace `old` by `new` on 1-based `line` of a file (exactly one occurrence there)."""
+    """Replace `old` by `new` on 1-based `line` of a file (exactly one occurrence there).
+    Both are secrets: neither appears in `repr`."""
 
     line: int
-    old: str
-    new: str
+    old: str = field(repr=False)
+    new: str = field(repr=False)
 
 
 def replace_values(text: str, replacements: Sequence[Replacement], *, where: str = "") -> str:

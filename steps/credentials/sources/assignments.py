@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from steps.credentials.model import Credential, Location
 from steps.credentials.patterns import (
@@ -27,7 +27,7 @@ GITLAB_NAMES = frozenset({"GITLAB_TOKEN", "GL_TOKEN", "GITLAB_PRIVATE_TOKEN", "C
 @dataclass(frozen=True)
 class Assignment:
     name: str
-    value: str
+    value: str = field(repr=False)
     location: Location
 
 

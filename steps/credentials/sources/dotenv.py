@@ -41,6 +41,7 @@ def parse(text: str) -> tuple[list[tuple[str, str, int]], list[tuple[int, str]]]
                 end = body.find(quote)
             if end < 0:
                 problems.append((number, f"unterminated quoted value of {name}"))
+                index = number  # the lines after it are read on their own, as dotenv does
                 continue
             value = body[:end]
         else:

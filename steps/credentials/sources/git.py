@@ -7,9 +7,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from steps.credentials.model import Credential, Location
-from steps.credentials.patterns import decoy_reason, token_type
+from steps.credentials.patterns import decoy_reason, high_entropy, token_type
 from steps.credentials.sources import revoke
 from steps.credentials.sources.common import Collector, expand
+
+# what goes in the password when the token itself is the user name (`https://TOKEN:x-oauth-basic@`)
+TOKEN_IN_USER = frozenset({"", "x-oauth-basic"})
 
 
 def credential_files(home: Path, env: dict[str, str]) -> list[Path]:
@@ -44,14 +47,14 @@ def scan_file(path: Path, collector: Collector) -> None:
         if not scheme or not host:
             collector.problem(path, "expected a URL like https://user:token@host", number)
             continue
-        if not password:
-            continue
-        secret = unquote(password)
+        secret, name = unquote(password or ""), unquote(user or "")
+        if secret.lower() in TOKEN_IN_USER and (token_type(name) or high_entropy(name)):
+            secret, name = name, ""  # the token is the user name: never show it as one
         if decoy_reason(secret) in ("a reference to another variable", "a placeholder", "empty"):
             continue
         shaped = token_type(secret)
         kind = shaped[0] if shaped else "git-credential"
-        where = f"{scheme}://{unquote(user or '')}@{parts.netloc.rpartition('@')[2]}"
+        where = f"{scheme}://{name + '@' if name else ''}{parts.netloc.rpartition('@')[2]}"
         collector.add(
             Credential(
                 kind,
@@ -59,6 +62,6 @@ def scan_file(path: Path, collector: Collector) -> None:
                 secret,
                 "manual",
                 revoke.by_host(host, secret) + f"; then delete line {number} of {path.name}",
-                {"host": host, **({"user": unquote(user)} if user else {})},
+                {"host": host, **({"user": name} if name else {})},
             )
         )

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from steps.credentials.model import Credential, Location
-from steps.credentials.patterns import decoy_reason, token_type
+from steps.credentials.patterns import decoy_reason, token_type, url_password
 from steps.credentials.sources import revoke
 from steps.credentials.sources.common import (
     Collector,
@@ -66,11 +66,24 @@ def slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def without_userinfo(url: str) -> str:
+    """`url` without `user:password@`: a registry as it may be shown (the password is reported
+    as a credential of its own)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _is_registry(key: str) -> bool:
+    return key == "registry" or key.endswith(":registry")
+
+
 def _schemes(ini: IniFile) -> dict[str, str]:
     out = {}
     for entry in ini.entries:
-        if entry.key == "registry" or entry.key.endswith(":registry"):
-            parts = urlsplit(entry.value)
+        if _is_registry(entry.key):
+            parts = urlsplit(without_userinfo(entry.value))
             if parts.scheme in ("http", "https") and parts.netloc:
                 out.setdefault(parts.netloc, parts.scheme)
     return out
@@ -79,8 +92,27 @@ def _schemes(ini: IniFile) -> dict[str, str]:
 def _own_registry(ini: IniFile) -> str | None:
     entry = ini.section(None).get("registry")
     if entry and urlsplit(entry.value).scheme in ("http", "https"):
-        return slash(entry.value)
+        return slash(without_userinfo(entry.value))
     return None
+
+
+def _url_password(
+    path: Path, line: int, key: str, url: str, section: str | None = None
+) -> Credential | None:
+    """The password of a registry URL written with credentials (`https://user:PASS@host/`)."""
+    found = url_password(url)
+    if found is None or decoy_reason(found[1]) in ("empty", "a reference to another variable"):
+        return None
+    registry = slash(without_userinfo(url))
+    return Credential(
+        "npm-token",
+        Location("file", key, path, line, section),
+        found[1],
+        "manual",
+        f"change the password of the account on {registry} (it is written in the registry "
+        "URL); prefer a token",
+        {"registry": registry, "key": key, "auth": "url"},
+    )
 
 
 def read_user_registries(path: Path, collector: Collector, ctx: NpmContext) -> IniFile | None:
@@ -106,6 +138,11 @@ def scan_npmrc(
     schemes = _schemes(ini)
     default = _own_registry(ini) or ctx.default_registry
     for entry in ini.entries:
+        if _is_registry(entry.key):
+            in_url = _url_password(path, entry.line, entry.key, entry.value, entry.section)
+            if in_url is not None:
+                collector.add(in_url)
+            continue
         prefix, _, setting = entry.key.rpartition(":")
         if setting not in TOKEN_KEYS + BASIC_KEYS or (prefix and not prefix.startswith("//")):
             continue
@@ -178,19 +215,24 @@ def scan_yarnrc(path: Path, collector: Collector, ctx: NpmContext) -> None:
         collector.problem(path, message, line)
         return
     top = dict(items(root))
-    server = slash(scalar(top.get("npmRegistryServer")) or YARNPKG)
+
+    def server_of(settings: dict[str, yaml.Node], parent: str) -> str | None:
+        node = settings.get("npmRegistryServer")
+        value = scalar(node)
+        if node is None or not value:
+            return None
+        key, section = parent + "npmRegistryServer", parent.rstrip(".") or None
+        in_url = _url_password(path, line_of(node), key, value, section)
+        if in_url is not None:
+            collector.add(in_url)
+        return slash(without_userinfo(value))
+
+    server = server_of(top, "") or YARNPKG
     _yarn_auth(path, collector, ctx, top, server, "")
     for scope, node in items(top.get("npmScopes")):
         settings = dict(items(node))
-        scoped = scalar(settings.get("npmRegistryServer"))
-        _yarn_auth(
-            path,
-            collector,
-            ctx,
-            settings,
-            slash(scoped) if scoped else server,
-            f"npmScopes.{scope}.",
-        )
+        parent = f"npmScopes.{scope}."
+        _yarn_auth(path, collector, ctx, settings, server_of(settings, parent) or server, parent)
     for key, node in items(top.get("npmRegistries")):
         if "://" in key:
             registry = slash(key)
