@@ -81,8 +81,8 @@ def expand(path: str, home: Path | None) -> Path:
 class IniEntry:
     section: str | None
     key: str
-    value: str
-    line: int  # 1-based
+    value: str = field(repr=False)  # may be a secret: never in a traceback or a log
+    line: int = 0  # 1-based
 
 
 @dataclass
