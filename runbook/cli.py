@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 from runbook import __version__
@@ -17,7 +16,7 @@ from runbook.exitcodes import OK as EXIT_OK
 from runbook.exitcodes import USAGE as EXIT_USAGE
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runbook",
         description="Interactive remediation runbook for software supply-chain incidents.",
@@ -98,9 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     undo.add_argument("--operator", help="name recorded with the undo (default: $USER)")
 
-    for ep in metadata.entry_points(group=COMMANDS_GROUP):
-        if ep.name not in sub.choices:
-            ep.load()(sub)  # a plugin's `register(subparsers)`; it sets `handler`
+    sub.add_parser(
+        "demo",
+        help="try runbook on a bundled compromised example project, in a sandbox (a dry run)",
+    )
+
+    if plugins:
+        from importlib import metadata
+
+        for ep in metadata.entry_points(group=COMMANDS_GROUP):
+            if ep.name not in sub.choices:
+                ep.load()(sub)  # a plugin's `register(subparsers)`; it sets `handler`
     return parser
 
 
@@ -227,10 +234,25 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """From a terminal the app opens; `--json`, `--no-input`, `--yes` or no TTY run headless."""
+    if _terminal() and not (args.json or args.no_input or args.yes):
+        from runbook.tui.launch import run_app
+
+        return run_app(args)
     from runbook.headless import run_headless
 
     return run_headless(args)
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    from runbook.demo import main as demo
+
+    return demo()
 
 
 COMMANDS = {
@@ -241,13 +263,27 @@ COMMANDS = {
     "report": cmd_report,
     "note": cmd_note,
     "undo": cmd_undo,
+    "demo": cmd_demo,
 }
 
 
+def _builtin(argv: Sequence[str]) -> bool:
+    """Whether the command is one of ours: then no plugin is imported (start-up time)."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return not argv  # `runbook` alone; `runbook --help` lists the plugins' commands too
+    return words[0] in COMMANDS or words[0] == "audit"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(plugins=not _builtin(argv))
     args = parser.parse_args(argv)
     if args.command is None:
+        if _terminal():
+            from runbook.tui.launch import start_app
+
+            return start_app()
         parser.print_help()
         return EXIT_USAGE
     if args.command == "audit":

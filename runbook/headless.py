@@ -18,8 +18,9 @@ from runbook.models import StepSpec
 from runbook.operator import ConsoleOperator, HeadlessOperator, Operator
 from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
 from runbook.redact import Redactor
+from runbook.runargs import parse_skips, run_options
 from runbook.runner import Runner, operator_name
-from runbook.runs import find_unfinished, new_journal_path
+from runbook.runs import choose_journal
 from runbook.runstate import StepState
 
 LABEL = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "outstanding": "open"}
@@ -31,16 +32,6 @@ def _err(message: str) -> None:
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: journaled, resumable
-
-
-def _parse_skips(values: list[str]) -> dict[str, str]:
-    skips = {}
-    for value in values:
-        step_id, sep, reason = value.partition("=")
-        if not sep or not reason.strip():
-            raise ValueError(f"--skip {value!r}: give a reason, as STEP_ID=REASON")
-        skips[step_id] = reason.strip()
-    return skips
 
 
 def _operator(args: argparse.Namespace) -> Operator:
@@ -57,7 +48,7 @@ def run_headless(args: argparse.Namespace) -> int:
         loaded = load_playbook(
             path, display=args.playbook if Path(args.playbook).exists() else str(path)
         )
-        skips = _parse_skips(args.skip)
+        skips = parse_skips(args.skip)
     except FileNotFoundError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -80,13 +71,9 @@ def run_headless(args: argparse.Namespace) -> int:
         _err(f"target {args.target} is not a directory")
         return EXIT_USAGE
     mode = "dry-run" if args.dry_run else "live"
-    journal_path = args.journal
-    resumed = False
-    if journal_path is None and not args.new:
-        journal_path = find_unfinished(env, loaded.playbook.id, target, mode)
-        resumed = journal_path is not None
-    if journal_path is None:
-        journal_path = new_journal_path(env, loaded.playbook.id)
+    journal_path, resumed = choose_journal(
+        env, loaded.playbook.id, target, mode, args.journal, args.new
+    )
 
     emit = JsonEmitter() if args.json else TextEmitter()
     redactor = Redactor()
@@ -132,15 +119,6 @@ def run_headless(args: argparse.Namespace) -> int:
     if summary.outcome != "completed" or summary.failed or summary.findings_remain:
         return EXIT_FAILED
     return EXIT_OK
-
-
-def run_options(args: argparse.Namespace) -> dict[str, object]:
-    """The command-line options steps may read through `StepContext.options`."""
-    return {
-        "allow_insecure_keyring": bool(getattr(args, "allow_insecure_keyring", False)),
-        "aws_endpoint_url": getattr(args, "aws_endpoint_url", None),
-        "all_users": bool(getattr(args, "all_users", False)),
-    }
 
 
 class TextEmitter:

@@ -66,5 +66,24 @@ def find_unfinished(
     return None
 
 
+def choose_journal(
+    env: Mapping[str, str],
+    playbook_id: str,
+    target: Path,
+    mode: str,
+    journal: Path | None = None,
+    new: bool = False,
+) -> tuple[Path, bool]:
+    """The journal a run uses and whether it resumes one: the given file, else the newest
+    unfinished run of this playbook, target and mode (unless `new`), else a new file."""
+    if journal is not None:
+        return journal, journal.is_file() and journal.stat().st_size > 0
+    if not new:
+        found = find_unfinished(env, playbook_id, target, mode)
+        if found is not None:
+            return found, True
+    return new_journal_path(env, playbook_id), False
+
+
 def realpath(path: Path) -> Path:
     return Path(os.path.realpath(path))

@@ -1,0 +1,391 @@
+"""The app through Pilot: every key of the issue, confirmations, skips, notes, quit and resume,
+on the test step kinds (fast, every outcome on demand). Every journal is read back."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from runbook.journal import verify
+from runbook.tui.screens.audit import AuditScreen
+from runbook.tui.screens.confirm import ConfirmScreen
+from runbook.tui.screens.help import HelpScreen
+from runbook.tui.screens.prompt import QuestionScreen, SecretScreen, TextPromptScreen
+from tests.tui_support import (
+    KINDS_PLAYBOOK,
+    answer,
+    events,
+    idle,
+    make_app,
+    ready,
+    status,
+    text_of,
+    wait_until,
+    write,
+)
+
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def keys_app(tmp_path, sandbox_env, project):
+    """The app on the test-kinds playbook, live, with an explicit journal."""
+    journal = tmp_path / "journal.jsonl"
+    app = make_app(
+        write(tmp_path, KINDS_PLAYBOOK), project, sandbox_env, mode="live", journal=journal
+    )
+    return app, journal
+
+
+async def test_moving_with_arrows_and_j_k(keys_app):
+    app, _ = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert screen.steps.selected_id == "find"
+        await pilot.press("down")
+        assert screen.steps.selected_id == "flaky"
+        await pilot.press("j")
+        assert screen.steps.selected_id == "wipe"
+        await pilot.press("k")
+        assert screen.steps.selected_id == "flaky"
+        await pilot.press("up")
+        assert screen.steps.selected_id == "find"
+        head = text_of(screen.pane.query_one("#step-head"))
+        assert "Step 1 of 5" in head and "Find traces" in head
+
+
+async def test_enter_plans_and_runs_then_moves_on(keys_app):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        assert status(screen, "find") == "succeeded"
+        assert screen.pane.tab == "findings"  # a step that only observes shows what it saw
+        await pilot.press("enter")  # on a finished step: go to the next one, run nothing
+        assert screen.steps.selected_id == "flaky"
+        assert status(screen, "flaky") == "pending"
+    planned = events(journal, "step_planned")
+    assert [p["step"] for p in planned] == ["find"]
+    assert [f["severity"] for f in planned[0]["findings"]] == ["compromised", "at-risk"]
+
+
+async def test_retry_a_failed_step(keys_app, project):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("flaky")
+        await pilot.press("r")  # not run yet: nothing to retry
+        assert status(screen, "flaky") == "pending"
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        assert status(screen, "flaky") == "failed"
+        assert "FAILED" in text_of(screen.query_one("#hint"))
+        (project / "flaky-ok").touch()
+        await pilot.press("r")
+        await idle(pilot, screen)
+        assert status(screen, "flaky") == "succeeded"
+    outcomes = [(d["step"], d["outcome"]) for d in events(journal, "step_finished")]
+    assert outcomes == [("flaky", "failed"), ("flaky", "succeeded")]
+
+
+async def test_confirmation_no_then_yes(keys_app, project):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        shown = text_of(app.screen.query_one("#counts"))
+        assert "1 action(s), 1 destructive: 1 path(s) removed" in shown
+        await pilot.press("n")
+        await idle(pilot, screen)
+        assert status(screen, "wipe") == "pending"
+        assert (project / "node_modules" / "plain-crypto-js").is_dir()
+        assert "nothing was changed" in text_of(screen.query_one("#hint"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await idle(pilot, screen)
+        assert status(screen, "wipe") == "succeeded"
+    assert not (project / "node_modules").exists()
+    answers = [(d["answer"], d["by"], d["typed"]) for d in events(journal, "step_confirmed")]
+    assert answers == [("no", "test-operator", False), ("yes", "test-operator", False)]
+
+
+async def test_confirm_always_needs_the_step_id_typed(tmp_path, sandbox_env, project):
+    playbook = write(
+        tmp_path,
+        KINDS_PLAYBOOK.replace("title: Remove node_modules}", "title: W, confirm: always}"),
+    )
+    journal = tmp_path / "journal.jsonl"
+    app = make_app(playbook, project, sandbox_env, mode="live", journal=journal)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y", "enter")  # "y" is a letter of the answer here, not yes
+        assert isinstance(app.screen, ConfirmScreen)
+        assert (project / "node_modules").is_dir()
+        await pilot.press("backspace", *"wipe", "enter")
+        await idle(pilot, screen)
+        assert status(screen, "wipe") == "succeeded"
+    assert not (project / "node_modules").exists()
+    [confirmed] = events(journal, "step_confirmed")
+    assert (confirmed["answer"], confirmed["typed"]) == ("yes", True)
+
+
+async def test_skip_asks_for_a_reason(keys_app, project):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press("enter")  # an empty reason is refused
+        assert isinstance(app.screen, TextPromptScreen)
+        await answer(pilot, "kept for forensics")
+        await wait_until(pilot, lambda: status(screen, "wipe") == "skipped")
+        assert "skipped" in text_of(screen.query_one("#hint"))
+    assert (project / "node_modules").is_dir()
+    assert events(journal, "step_skipped") == [
+        {"step": "wipe", "reason": "kept for forensics", "by": "test-operator"}
+    ]
+
+
+async def test_skip_from_the_confirmation(keys_app, project):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await answer(pilot, "the disk image is evidence")
+        await idle(pilot, screen)
+        assert status(screen, "wipe") == "skipped"
+    assert (project / "node_modules").is_dir()
+    [confirmed] = events(journal, "step_confirmed")
+    assert (confirmed["answer"], confirmed["reason"]) == ("skip", "the disk image is evidence")
+    assert events(journal, "step_skipped")[0]["reason"] == "the disk image is evidence"
+
+
+async def test_a_note_reaches_the_journal(keys_app):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await answer(pilot, "told the incident lead")
+        await wait_until(pilot, lambda: not isinstance(app.screen, TextPromptScreen))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press("x", "escape")  # cancelled: nothing is journaled
+        await wait_until(pilot, lambda: not isinstance(app.screen, TextPromptScreen))
+    assert events(journal, "note") == [{"text": "told the incident lead", "by": "test-operator"}]
+    assert verify(journal).ok
+
+
+async def test_audit_view_is_live_and_verifies_the_chain(keys_app):
+    app, _journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        audit = app.screen
+        assert "chain intact: 1 entries" in text_of(audit.query_one("#chain"))
+        table = audit.query_one("#audit-table")
+        assert table.row_count == 1
+        screen.session.runner.note("written while the audit view is open")
+        await wait_until(pilot, lambda: table.row_count == 2)
+        await wait_until(pilot, lambda: "2 entries" in text_of(audit.query_one("#chain")))
+        assert "note" in text_of(audit.query_one("#audit-entry"))
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_audit_view_shows_a_broken_chain(keys_app):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        lines = journal.read_bytes().splitlines(keepends=True)
+        journal.write_bytes(lines[0].replace(b"test-operator", b"someone-else"))
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        chain = text_of(app.screen.query_one("#chain"))
+        assert "chain BROKEN at line 1" in chain
+
+
+async def test_help_and_tabs(keys_app):
+    app, _ = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "audit view" in text_of(app.screen.query_one("#help-body Static"))
+        await pilot.press("escape")
+        assert app.screen is screen
+        for key, tab in (("f", "findings"), ("p", "plan"), ("l", "log"), ("d", "description")):
+            await pilot.press(key)
+            assert screen.pane.tab == tab
+
+
+async def test_quit_when_idle_ends_the_session(keys_app):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.return_value is not None)
+    assert app.return_value.outcome == "stopped"
+    [finished] = events(journal, "run_finished")
+    assert finished["outcome"] == "stopped"
+    assert "rerun to resume" in finished["reason"]
+    assert verify(journal, app.return_value.head).ok
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+async def test_quit_during_a_running_step_then_resume(keys_app, sandbox_env, project, key):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        screen.steps.select_id("gate")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (project / "gate-entered").exists())
+        await pilot.press(key)
+        await wait_until(pilot, lambda: isinstance(app.screen, QuestionScreen))
+        await pilot.press("n")  # keep running
+        assert app.return_value is None and screen.busy == "gate"
+        await pilot.press(key)
+        await wait_until(pilot, lambda: isinstance(app.screen, QuestionScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.return_value is not None)
+        thread = screen.thread
+    assert app.return_value.outcome == "interrupted"
+    (project / "gate-open").touch()
+    thread.join(timeout=10)  # the abandoned step thread finds the journal closed and stops
+    assert not thread.is_alive()
+    assert events(journal, "run_finished")[-1]["outcome"] == "interrupted"
+    assert [d["step"] for d in events(journal, "step_finished")] == ["find"]
+    assert verify(journal).ok
+
+    (project / "gate-open").unlink()
+    (project / "gate-entered").unlink()
+    again = make_app(app.request.playbook, project, sandbox_env, mode="live", journal=journal)
+    async with again.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert screen.session.resumed
+        assert status(screen, "find") == "succeeded"
+        assert screen.steps.selected_id == "flaky"  # the first unfinished step
+        assert screen._status("gate") == "interrupted"
+        screen.steps.select_id("gate")
+        await pilot.pause()
+        assert "interrupted" in text_of(screen.pane.query_one("#step-head"))
+        (project / "gate-open").touch()
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        assert status(screen, "gate") == "succeeded"
+    resumed = events(journal, "run_resumed")
+    assert resumed and resumed[0]["finished_steps"] == ["find"]
+    assert [d["step"] for d in events(journal, "step_started")] == ["find", "gate", "gate"]
+    assert verify(journal).ok
+
+
+async def test_a_step_that_waits_for_an_earlier_one(tmp_path, sandbox_env, project):
+    playbook = write(
+        tmp_path,
+        KINDS_PLAYBOOK.replace(
+            "title: A slow step,", "title: A slow step, when: {step: wipe, outcome: succeeded},"
+        ),
+    )
+    journal = tmp_path / "journal.jsonl"
+    app = make_app(playbook, project, sandbox_env, mode="live", journal=journal)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("slow")
+        await pilot.press("enter")  # `wipe` has not run: nothing happens
+        await pilot.pause()
+        assert status(screen, "slow") == "pending"
+        screen.steps.select_id("wipe")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await answer(pilot, "not today")
+        await wait_until(pilot, lambda: status(screen, "wipe") == "skipped")
+        screen.steps.select_id("slow")
+        await pilot.press("enter")  # its condition can no longer hold: skipped, by `when`
+        await wait_until(pilot, lambda: status(screen, "slow") == "skipped")
+    assert events(journal, "step_skipped")[-1] == {
+        "step": "slow",
+        "reason": "condition not met (wipe: outcome in succeeded)",
+        "by": "when",
+    }
+
+
+async def test_an_invalid_playbook_closes_the_app_with_the_problems(tmp_path, sandbox_env, project):
+    playbook = write(tmp_path, KINDS_PLAYBOOK.replace("uses: test_flaky", "uses: test_flakey"))
+    app = make_app(playbook, project, sandbox_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.return_value is not None)
+    [problem] = app.return_value.error
+    assert "unknown step kind 'test_flakey' (did you mean 'test_flaky'?)" in problem
+
+
+async def test_a_secret_prompt_is_masked(keys_app):
+    app, _ = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        step = screen.session.loaded.playbook.steps[0]
+        answers = []
+        worker = threading.Thread(
+            target=lambda: answers.append(screen.operator.secret(step, "npm password"))
+        )
+        worker.start()
+        await wait_until(pilot, lambda: isinstance(app.screen, SecretScreen))
+        field = app.screen.query_one("#answer")
+        assert field.password
+        await pilot.press(*"hunter2")
+        assert "hunter2" not in str(app.screen.query_one("#answer").render_line(0))
+        await answer(pilot, "hunter2-secret")
+        await wait_until(pilot, lambda: answers)
+        worker.join(timeout=5)
+    assert answers == ["hunter2-secret"]
+
+
+async def test_skips_and_from_of_the_command_line(tmp_path, sandbox_env, project):
+    journal = tmp_path / "journal.jsonl"
+    app = make_app(write(tmp_path, KINDS_PLAYBOOK), project, sandbox_env, journal=journal)
+    app.request.from_step = "wipe"
+    app.request.skips = {"slow": "not needed here"}
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert screen.steps.selected_id == "wipe"  # the steps before --from are skipped
+    skipped = {d["step"]: d["reason"] for d in events(journal, "step_skipped")}
+    assert skipped == {
+        "find": "run started at 'wipe' (--from)",
+        "flaky": "run started at 'wipe' (--from)",
+        "slow": "not needed here",
+    }
+
+
+async def test_tabletop_mode_is_a_dry_run_with_its_own_banner(tmp_path, sandbox_env, project):
+    journal = tmp_path / "journal.jsonl"
+    playbook = write(tmp_path, KINDS_PLAYBOOK)
+    app = make_app(playbook, project, sandbox_env, mode="tabletop", journal=journal)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert "TABLETOP" in text_of(screen.query_one("RunHeader"))
+        screen.steps.select_id("wipe")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "TABLETOP" in text_of(app.screen.query_one("#counts"))
+        await pilot.press("y")
+        await idle(pilot, screen)
+    assert (project / "node_modules").is_dir()  # a rehearsal changes nothing
+    assert events(journal, "run_started")[0]["mode"] == "dry-run"
+    assert events(journal, "note")[0]["text"].startswith("tabletop exercise")
