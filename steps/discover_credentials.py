@@ -20,7 +20,7 @@ from runbook.step import (
     fingerprint_of,
 )
 from steps.credentials.discover import discover_for_step
-from steps.credentials.model import Discovery
+from steps.credentials.model import Credential, Discovery
 from steps.credentials.output import counts, summary
 
 
@@ -72,7 +72,7 @@ class DiscoverCredentials(StepKind):
                     severity="info" if credential.rotation == "rotated" else "at-risk",
                     path=str(location.path) if location.path else None,
                     line=location.line,
-                    message=(f"{credential.redacted} at {where}; rotation: {credential.rotation}"),
+                    message=_message(credential, where),
                 )
             )
         for where, message in found.problems:
@@ -110,3 +110,10 @@ class DiscoverCredentials(StepKind):
             summary(found),
             data={"counts": by, "credentials": len(found.credentials)},
         )
+
+
+def _message(credential: Credential, where: str) -> str:
+    """The redacted value, its key (the finding's path and line say where the file is) and how it
+    is rotated; a credential outside any file (env, keyring) names its place in full."""
+    place = credential.location.name if credential.location.path else where
+    return f"{credential.redacted} ({place}); rotation: {credential.rotation}"

@@ -596,9 +596,9 @@ def test_step_reports_findings_and_journals_the_public_list(
     [finding] = [
         f for f in plan.findings if f.line == 2 and f.path == str(world.home / ".aws/credentials")
     ]
-    assert finding.message.endswith(
-        "at ~/.aws/credentials:2 [default] aws_access_key_id; rotation: aws"
-    )
+    assert finding.message.endswith("] (aws_access_key_id); rotation: aws")
+    [from_env] = [f for f in plan.findings if f.path is None and "$AWS_ACCESS_KEY_ID" in f.message]
+    assert from_env.message.endswith("(env $AWS_ACCESS_KEY_ID); rotation: aws")
     assert state.status == "succeeded"
     assert state.summary == expected_summary(world.plants)
     by = Counter(p.rotation for p in world.plants)

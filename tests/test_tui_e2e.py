@@ -132,8 +132,17 @@ def test_demo_opens_the_app_in_a_sandbox(sandbox_env, tmp_path):
 
 
 def test_demo_without_a_terminal_runs_headless(run_cli, sandbox_env, tmp_path):
-    result = run_cli("demo", env={**sandbox_env, "TMPDIR": str(tmp_path)})
+    # the caller's own credentials never reach the demo: it runs in a scrubbed environment
+    mine = "ghp_" + "CallerToken" * 3 + "xyz"
+    env = {**sandbox_env, "TMPDIR": str(tmp_path), "GITHUB_TOKEN": mine, "AWS_PROFILE": "prod"}
+    result = run_cli("demo", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok       detect" in result.stdout
     assert "[DRY RUN: nothing will be changed]" in result.stdout
     assert "action log:" in result.stdout
+    # the made-up credentials of the sandbox are found; the caller's token is not
+    assert "discover-credentials          6 credentials" in result.stdout
+    [sandbox] = tmp_path.glob("runbook-demo-*")
+    journal = next((sandbox / "home" / ".local" / "state").rglob("*.jsonl")).read_text()
+    assert "$GITHUB_TOKEN" not in journal and mine[-4:] not in journal
+    assert "github-token" in journal  # gh's hosts.yml in the sandbox HOME

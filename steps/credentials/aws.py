@@ -122,7 +122,7 @@ class AwsTarget:
 
     @property
     def shown(self) -> str:
-        return self.endpoint_url or f"AWS (the public {self.region} endpoints)"
+        return self.endpoint_url or f"the public AWS endpoints ({self.region})"
 
 
 class _Sessions:
@@ -201,7 +201,13 @@ class AwsClient:
         return self._clients[service]
 
     def _call(self, op: str, fn: Callable[[], T], *secrets: str) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ProxyConnectionError,
+        )
 
         for secret in secrets:
             self._redactor.add_secret(secret)
@@ -217,7 +223,7 @@ class AwsClient:
             else:
                 text = template.format(key=self.pair.redacted, op=op, detail=detail or "denied")
             raise AwsError(code, text) from None
-        except EndpointConnectionError:
+        except (EndpointConnectionError, ProxyConnectionError, ConnectTimeoutError):
             raise AwsError(
                 "EndpointConnectionError",
                 f"{op}: cannot reach the AWS endpoint {self.target.shown}",

@@ -110,19 +110,27 @@ class StepPane(Vertical):
         tabs = self.query_one(TabbedContent)
         findings = sort_findings(view.findings)
         tabs.get_tab("findings").label = f"Findings ({len(findings)})" if findings else "Findings"
-        self.query_one("#findings-table", FittedTable).fill(
-            ["Severity", "Kind", "Package", "Where", "What"],
-            [
-                [
-                    severity_text(finding.get("severity", "")),
-                    finding.get("kind", ""),
-                    package_text(finding),
-                    finding_where(finding, self.paths),
-                    finding.get("message", ""),
-                ]
-                for finding in findings
-            ],
-        )
+        # a column no finding fills (Package, for credentials) gives its room to the others
+        with_package = any(finding.get("package") for finding in findings)
+        rows = []
+        for finding in findings:
+            kind = str(finding.get("kind", "")).removeprefix("credential:")
+            row = [severity_text(finding.get("severity", "")), kind]
+            row += [package_text(finding)] if with_package else []
+            row += [finding_where(finding, self.paths), finding.get("message", "")]
+            rows.append(row)
+        headers = ["Severity", "Kind", *(["Package"] if with_package else []), "Where", "What"]
+        table = self.query_one("#findings-table", FittedTable)
+        if with_package:  # the path is flexible and keeps its tail (the file name)
+            table.caps, table.flex, table.drop, table.keep_tail = (
+                [11, 9, 24, 60, 60],
+                3,
+                (4, 1),
+                True,
+            )
+        else:  # credentials: the message (redacted value, key, rotation) reads from its start
+            table.caps, table.flex, table.drop, table.keep_tail = [11, 14, 32, 90], 3, (), False
+        table.fill(headers, rows)
         if view.plan is None:
             summary = "Findings appear here once the step has been planned (enter)."
         elif findings:
