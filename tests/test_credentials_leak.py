@@ -13,8 +13,10 @@ secrets` in both formats, and the git history. A failure names fingerprints, nev
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from tests.npmreg import (
     whoami,
 )
 
+PROXIES = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
 IDENTITY = {
     "GIT_AUTHOR_NAME": "On Call",
     "GIT_AUTHOR_EMAIL": "oncall@example.test",
@@ -232,3 +235,69 @@ def test_no_canary_reaches_any_output_of_a_live_run(
 def _safe(text: str) -> str:
     """Output shown on failure: it went through runbook's redactor already, but keep it short."""
     return text[-3000:]
+
+
+async def test_no_canary_reaches_the_screen(tmp_path: Path) -> None:
+    """The app walks the whole bundled playbook (dry run) on the planted machine; an SVG of every
+    screen it shows (each tab of each step, each confirmation, the audit view) is searched."""
+    from runbook.tui.screens.checklist import ChecklistScreen
+    from runbook.tui.screens.confirm import ConfirmScreen
+    from runbook.tui.screens.finished import FinishedScreen
+    from runbook.tui.screens.prompt import SecretScreen, TextPromptScreen
+    from tests.conftest import BUNDLED, EXAMPLE
+    from tests.tui_support import make_app, ready
+
+    world = plant.build(tmp_path / "world")
+    merge_tree(EXAMPLE, world.target)
+    env = {
+        **world.env,
+        "PATH": os.environ["PATH"],
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "RUNBOOK_OPERATOR": "test-operator",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        **{name: "http://127.0.0.1:9" for name in PROXIES},
+    }
+    shots: dict[str, str] = {}
+    app = make_app(BUNDLED, world.target, env)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(pilot)
+
+        def shoot(name: str) -> None:
+            shots[f"{len(shots):03d}-{name}.svg"] = app.export_screenshot()
+
+        deadline = time.monotonic() + 120
+        finished_steps = 0
+        while not isinstance(app.screen, FinishedScreen):
+            assert time.monotonic() < deadline, "the walk did not finish"
+            top = app.screen
+            if isinstance(top, ConfirmScreen):
+                shoot(f"confirm-{top.step.id}")
+                await pilot.press(*top.step.id, "enter") if top.typed else await pilot.press("y")
+            elif isinstance(top, ChecklistScreen):
+                if top.step.id.startswith("rotate"):  # the items naming credentials
+                    shoot(f"checklist-{top.step.id}")
+                await pilot.press("y")
+            elif isinstance(top, SecretScreen | TextPromptScreen):
+                await pilot.press("escape")
+            elif top is screen and screen.busy is None:
+                states = screen.session.runner.states().values()
+                done = sum(1 for state in states if state.status != "pending")
+                if done != finished_steps:
+                    finished_steps = done
+                    for tab in "dfpl":
+                        await pilot.press(tab)
+                        shoot(f"step{done}-{tab}")
+                await pilot.press("enter")
+            await pilot.pause(0.01)
+        shoot("finished")
+        await pilot.press("escape")
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        shoot("audit")
+    for name, svg in shots.items():
+        (tmp_path / name).write_text(svg)
+    assert len(shots) > 40
+    canaries = {f"planted-{i}": v for i, v in enumerate(world.all_secrets()) if len(v) >= 8}
+    assert any("credential" in svg for svg in shots.values())  # the credential steps were shown
+    assert leaks(canaries, shots) == []
