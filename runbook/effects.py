@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,8 +98,11 @@ class Effects:
         redactor: Redactor,
         protected: Sequence[Path] = (),
         files: Sequence[Path] = (),
+        output: Callable[[str], None] | None = None,
     ) -> None:
         self.dry_run = dry_run
+        # called with each (redacted) line a command prints while it runs: the app's live log
+        self.output = output
         self.roots = [Path(os.path.realpath(r)) for r in roots]
         self.backup_dir = backup_dir
         self._record = record
@@ -140,6 +144,7 @@ class Effects:
             redactor=self.redactor,
             protected=protected,
             files=self.files,
+            output=self.output,
         )
 
     def with_files(self, files: Sequence[Path], *, reason: str = "") -> Effects:
@@ -161,6 +166,7 @@ class Effects:
             redactor=self.redactor,
             protected=self.protected,
             files=[*self.files, *extra],
+            output=self.output,
         )
 
     # -- confinement -------------------------------------------------------------------------
@@ -399,17 +405,20 @@ class Effects:
     ) -> CommandResult:
         started = time.monotonic()
         try:
-            proc = subprocess.run(
-                argv,
-                cwd=cwd_real,
-                env=dict(env) if env is not None else None,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
+            if self.output is not None:
+                proc = self._streamed(argv, cwd_real, env, timeout)
+            else:
+                proc = subprocess.run(
+                    argv,
+                    cwd=cwd_real,
+                    env=dict(env) if env is not None else None,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
         except FileNotFoundError:
             self._journal(
                 "run",
@@ -454,6 +463,52 @@ class Effects:
             stderr_tail=proc.stderr[-OUTPUT_TAIL:],
         )
         return result
+
+    def _streamed(
+        self, argv: list[str], cwd: Path, env: Mapping[str, str] | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """`subprocess.run` that also hands each output line, redacted, to `self.output`."""
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+        def pump(name: str, stream: Any) -> None:
+            for line in stream:
+                chunks[name].append(line)
+                with contextlib.suppress(Exception):  # a closed screen must not stop the command
+                    self.output(self.redactor.text(line.rstrip("\n")))  # type: ignore[misc]
+
+        pumps = [
+            threading.Thread(target=pump, args=(name, getattr(proc, name)), daemon=True)
+            for name in chunks
+        ]
+        for thread in pumps:
+            thread.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            for thread in pumps:
+                thread.join(timeout=5)
+            out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
+            raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
+        except BaseException:  # Ctrl-C: the child does not outlive the step
+            proc.kill()
+            proc.wait()
+            raise
+        for thread in pumps:
+            thread.join(timeout=5)
+        out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     # -- everything else (AWS, keyring, git) -------------------------------------------------
     def call(

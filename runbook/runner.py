@@ -76,6 +76,7 @@ class Runner:
         registry: Registry | None = None,
         listener: Listener | None = None,
         options: Mapping[str, Any] | None = None,
+        output: Callable[[str, str], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.playbook = loaded.playbook
@@ -94,6 +95,7 @@ class Runner:
             backup_dir=run_dir(journal.path) / "backups",
             record=self.record,
             redactor=redactor,
+            output=(lambda line: output(self._current_step or "", line)) if output else None,
         )
         self._kinds: dict[str, StepKind] = {}
         self._current_step: str | None = None

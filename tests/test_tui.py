@@ -13,6 +13,7 @@ from runbook.tui.screens.confirm import ConfirmScreen
 from runbook.tui.screens.help import HelpScreen
 from runbook.tui.screens.prompt import QuestionScreen, SecretScreen, TextPromptScreen
 from tests.tui_support import (
+    INCIDENT,
     KINDS_PLAYBOOK,
     answer,
     events,
@@ -389,3 +390,30 @@ async def test_tabletop_mode_is_a_dry_run_with_its_own_banner(tmp_path, sandbox_
     assert (project / "node_modules").is_dir()  # a rehearsal changes nothing
     assert events(journal, "run_started")[0]["mode"] == "dry-run"
     assert events(journal, "note")[0]["text"].startswith("tabletop exercise")
+
+
+async def test_a_running_command_streams_its_output_into_the_log(tmp_path, sandbox_env, project):
+    """Lines appear in the step's log while the command still runs, redacted."""
+    from textual.widgets import RichLog
+
+    playbook = write(
+        tmp_path,
+        f"id: chatty\ntitle: Output\nversion: '1'\n{INCIDENT}steps:\n"
+        "  - {id: chatty, uses: test_command, title: A chatty command, confirm: never}\n",
+    )
+    app = make_app(playbook, project, sandbox_env, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("enter")
+
+        def logged() -> str:
+            log = screen.query_one("#log-text", RichLog)
+            return "\n".join(strip.text for strip in log.lines)
+
+        await wait_until(pilot, lambda: "first line from the command" in logged())
+        assert screen.busy == "chatty"  # live: the command has not ended yet
+        (project / "gate-open").write_text("")
+        await wait_until(pilot, lambda: "token: npm_" in logged())
+        await idle(pilot, screen)
+        assert "T0k3nT0k3n" not in logged()  # redacted on its way to the screen
+        assert logged().count("first line from the command") == 1  # not repeated from the tail

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,33 @@ class GateStep(StepKind):
 
 
 default_registry().register(GateStep)
+
+
+class CommandStep(StepKind):
+    """Runs a command (through Effects) that prints a line, waits for `gate-open` under the
+    target, prints a line holding a token, and exits: output a test can watch arrive live."""
+
+    name = "test_command"
+    Params = StepParams
+    SCRIPT = (
+        "import pathlib, sys, time\n"
+        "print('first line from the command', flush=True)\n"
+        "gate = pathlib.Path(sys.argv[1]) / 'gate-open'\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not gate.exists() and time.monotonic() < deadline: time.sleep(0.01)\n"
+        "print('token: npm_' + 'T0k3n' * 7 + 'abcd', flush=True)\n"
+    )
+
+    def plan(self, ctx: StepContext) -> Plan:
+        return Plan(actions=[Action(kind="run", summary="a chatty command")], fingerprint="c")
+
+    def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
+        argv = [sys.executable, "-c", self.SCRIPT, str(ctx.target)]
+        result = ctx.effects.run(argv, cwd=ctx.target, reason="test output")
+        return StepResult("succeeded" if result.ok else "failed", "the command ended")
+
+
+default_registry().register(CommandStep)
 
 INCIDENT = """\
 incident:

@@ -18,6 +18,15 @@ class JournalAppended(Message):
         self.entry = entry
 
 
+class CommandOutput(Message):
+    """A line a running step's command printed (already redacted)."""
+
+    def __init__(self, step_id: str, line: str) -> None:
+        super().__init__()
+        self.step_id = step_id
+        self.line = line
+
+
 class SessionReady(Message):
     """The playbook is validated and the journal open: steps can run."""
 

@@ -101,7 +101,11 @@ class Session:
 
 
 def open_session(
-    request: RunRequest, operator: Operator, observer: Observer, redactor: Redactor
+    request: RunRequest,
+    operator: Operator,
+    observer: Observer,
+    redactor: Redactor,
+    output: Callable[[str, str], None] | None = None,
 ) -> Session:
     """Validate the playbook, open (or resume) its journal and journal the start. Raises
     SessionError with lines to show."""
@@ -143,6 +147,7 @@ def open_session(
         redactor=redactor,
         env=request.env,
         options=request.options,
+        output=output,
     )
     runner.begin()
     if request.mode == "tabletop" and not resumed:

@@ -18,7 +18,13 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from runbook.tui.messages import JournalAppended, SessionFailed, SessionReady, StepThreadDone
+from runbook.tui.messages import (
+    CommandOutput,
+    JournalAppended,
+    SessionFailed,
+    SessionReady,
+    StepThreadDone,
+)
 from runbook.tui.render import Paths
 from runbook.tui.request import Outline, RunRequest
 from runbook.tui.view import StepView, effects_since_start, latest_plan, step_entries
@@ -159,6 +165,7 @@ class RunScreen(Screen[None]):
                 self.operator,
                 lambda entry: self.post_message(JournalAppended(entry)),
                 self.redactor,
+                lambda step_id, line: self.post_message(CommandOutput(step_id, line)),
             )
         except SessionError as exc:
             self.post_message(SessionFailed(exc.lines))
@@ -239,6 +246,11 @@ class RunScreen(Screen[None]):
         states = self.session.runner.states()
         done = sum(1 for s in self.session.steps if states[s.id].finished(s))
         self.query_one(RunHeader).set_progress(f"{done} of {len(self.session.steps)} steps done")
+
+    def on_command_output(self, message: CommandOutput) -> None:
+        """A running command's output, live, in the log of its step."""
+        if self.session is not None and message.step_id == self.steps.selected_id:
+            self.pane.log_output(message.line)
 
     def on_journal_appended(self, message: JournalAppended) -> None:
         entry = message.entry

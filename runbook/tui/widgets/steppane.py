@@ -41,6 +41,7 @@ class StepPane(Vertical):
         super().__init__(**kwargs)
         self.paths = paths
         self.view: StepView | None = None
+        self._streamed = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="step-head")
@@ -161,9 +162,15 @@ class StepPane(Vertical):
         log = self.query_one("#log-text", RichLog)
         stamp = str(entry.get("ts", ""))[11:19]
         log.write(span(f"{stamp} ", "dim") + entry_text(entry, self.paths))
-        tail = output_tail(entry)
+        tail = "" if self._streamed else output_tail(entry)
+        self._streamed = False  # the live lines were the output: no need to repeat its tail
         if tail:
             log.write(Text("\n".join("    " + line for line in tail.splitlines()), style="dim"))
+
+    def log_output(self, line: str) -> None:
+        """One line printed by the running command (redacted before it got here)."""
+        self._streamed = True
+        self.query_one("#log-text", RichLog).write(Text("  │ " + line, style="dim"))
 
     # -- tabs ------------------------------------------------------------------------------------
     @property
