@@ -97,6 +97,8 @@ def run_headless(args: argparse.Namespace) -> int:
             options=run_options(args),
         )
         emit.start(loaded.playbook.id, target, mode, journal.path, resumed)
+        for warning in runner.preflight():
+            _err(f"warning: {warning}")
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             summary = runner.run_all(from_step=args.from_step, skips=skips)

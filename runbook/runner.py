@@ -137,6 +137,20 @@ class Runner:
         else:
             self.record("run_started", info)
 
+    def preflight(self, *, record: bool = False) -> list[str]:
+        """Problems the playbook's step kinds foresee for this live run (journaled with
+        `record`, once the run has begun); a dry run foresees none."""
+        if self.dry_run:
+            return []
+        warnings = []
+        for name in dict.fromkeys(step.uses for step in self.playbook.steps):
+            problem = self.registry.get(name).preflight(self.env, self.options)
+            if problem:
+                warnings.append(problem)
+                if record:
+                    self.record("preflight_warning", {"uses": name, "warning": problem})
+        return warnings
+
     def finish(self, outcome: str, reason: str = "") -> str:
         states = self.states()
         self.record(
@@ -325,6 +339,7 @@ class Runner:
     ) -> RunSummary:
         """Run every unfinished step in order. KeyboardInterrupt is journaled, then re-raised."""
         self.begin()
+        self.preflight(record=True)
         if from_step:
             self.reset_from(from_step)
         skips = dict(skips or {})

@@ -145,6 +145,12 @@ class StepKind(ABC):
     @abstractmethod
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult: ...
 
+    @classmethod
+    def preflight(cls, env: Mapping[str, str], options: Mapping[str, Any]) -> str | None:
+        """A problem this kind will meet later in a live run (an unsafe keyring, say), said at
+        the start so the operator can fix it before the run gets there; None when fine."""
+        return None
+
     def current_fingerprint(self, ctx: StepContext, plan: Plan) -> str:
         """Re-observe cheaply; the default plans again."""
         return self.plan(ctx).fingerprint

@@ -15,6 +15,7 @@ began.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,7 +49,7 @@ from steps.credentials.aws_rotation import (
 from steps.credentials.checklist import ask
 from steps.credentials.discover import discover_for_step
 from steps.credentials.model import Credential
-from steps.credentials.vault import KeyringRefused, Vault, service_for
+from steps.credentials.vault import KeyringRefused, Vault, keyring_preflight, service_for
 
 ROLES_CONSOLE = (
     "IAM console > Roles > {role} > Revoke sessions > Revoke active sessions "
@@ -122,6 +123,10 @@ class RotateAwsKeys(StepKind):
     Params = RotateAwsKeysParams
     summary = "Rotate exposed AWS access keys: create, persist, verify, deactivate, delete."
     params: RotateAwsKeysParams
+
+    @classmethod
+    def preflight(cls, env: Mapping[str, str], options: Mapping[str, Any]) -> str | None:
+        return keyring_preflight(env, options)
 
     def __init__(self, params: RotateAwsKeysParams) -> None:
         super().__init__(params)

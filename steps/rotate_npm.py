@@ -25,7 +25,9 @@ items with the exact commands. The engine is `steps.credentials.npm_rotation`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 
@@ -58,7 +60,7 @@ from steps.credentials.npm_rotation import (
     by_hand,
     env_item,
 )
-from steps.credentials.vault import KeyringRefused, Vault, service_for
+from steps.credentials.vault import KeyringRefused, Vault, keyring_preflight, service_for
 
 
 class RotateNpmTokensParams(StepParams):
@@ -96,6 +98,10 @@ class RotateNpmTokens(StepKind):
     _seen: _Observed | None = None
 
     # -- observation (no side effect) --------------------------------------------------------
+    @classmethod
+    def preflight(cls, env: Mapping[str, str], options: Mapping[str, Any]) -> str | None:
+        return keyring_preflight(env, options)
+
     def _open_vault(self, ctx: StepContext, *, strict: bool) -> Vault | None:
         """The keyring. `strict` (a live run about to store a token): a refused backend fails."""
         if strict:

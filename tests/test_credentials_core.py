@@ -267,3 +267,26 @@ def test_ci_secrets_url_from_the_origin_remote(
     repo.create_remote("origin", remote)
     assert ci_secrets_url(tmp_path / "repo") == url
     assert ci_secrets_url(tmp_path) is None
+
+
+def test_a_live_run_warns_at_the_start_when_the_keyring_will_be_refused(
+    run_cli, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    from runbook.journal import read_entries
+    from tests.conftest import ROOT
+
+    playbook = ROOT / "tests" / "playbooks" / "npm-rotation.yaml"
+    target = tmp_path / "empty"
+    target.mkdir()
+    env = {**sandbox_env, "PYTHON_KEYRING_BACKEND": PLAINTEXT}
+    live = run_cli("run", playbook, "--target", target, "--yes", "--new", env=env)
+    assert "warning: the credential rotations will stop" in live.stderr
+    assert "--allow-insecure-keyring" in live.stderr
+    journal = Path(live.stdout.split("journal: ")[1].split()[0])
+    [warning] = [e["data"] for e in read_entries(journal) if e["event"] == "preflight_warning"]
+    assert warning["uses"] == "rotate_npm_tokens" and "clear text" in warning["warning"]
+    allowed = run_cli(
+        "run", playbook, "--target", target, "--yes", "--new", "--allow-insecure-keyring", env=env
+    )
+    dry = run_cli("run", playbook, "--target", target, "--dry-run", "--new", env=env)
+    assert "warning" not in allowed.stderr and "warning" not in dry.stderr

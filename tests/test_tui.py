@@ -417,3 +417,18 @@ async def test_a_running_command_streams_its_output_into_the_log(tmp_path, sandb
         await idle(pilot, screen)
         assert "T0k3nT0k3n" not in logged()  # redacted on its way to the screen
         assert logged().count("first line from the command") == 1  # not repeated from the tail
+
+
+async def test_a_live_run_warns_at_the_start_when_the_keyring_will_be_refused(
+    tmp_path, sandbox_env, project
+):
+    from tests.conftest import ROOT
+
+    playbook = ROOT / "tests" / "playbooks" / "npm-rotation.yaml"
+    env = {**sandbox_env, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    app = make_app(playbook, project, env, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_until(pilot, lambda: list(app._notifications))
+        [note] = list(app._notifications)
+        assert note.title == "Before you start" and "--allow-insecure-keyring" in note.message

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,7 @@ class Session:
     runner: Runner
     resumed: bool
     outcome: str = ""
+    warnings: list[str] = field(default_factory=list)  # foreseen problems (an unsafe keyring)
 
     @property
     def steps(self) -> list[Any]:
@@ -150,6 +151,7 @@ def open_session(
         output=output,
     )
     runner.begin()
+    warnings = runner.preflight(record=True)
     if request.mode == "tabletop" and not resumed:
         runner.note("tabletop exercise: a rehearsal run as a dry run; nothing is changed")
     if request.from_step:
@@ -158,4 +160,4 @@ def open_session(
     for step in loaded.playbook.steps:
         if step.id in request.skips and not states[step.id].finished(step):
             runner.skip(step, request.skips[step.id])
-    return Session(request, loaded, journal, runner, resumed)
+    return Session(request, loaded, journal, runner, resumed, warnings=warnings)

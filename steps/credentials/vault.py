@@ -180,3 +180,12 @@ class Vault:
 
     def find(self, fingerprint: str) -> StoredEntry | None:
         return next((e for e in self.entries() if e.fingerprint == fingerprint), None)
+
+
+def keyring_preflight(env: Mapping[str, str], options: Mapping[str, Any]) -> str | None:
+    """Said at the start of a live run whose rotations will need the keyring."""
+    try:
+        check_backend(env, allow_insecure=bool(options.get("allow_insecure_keyring")))
+    except KeyringRefused as exc:
+        return f"the credential rotations will stop: {exc}"
+    return None

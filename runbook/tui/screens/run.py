@@ -194,6 +194,8 @@ class RunScreen(Screen[None]):
         self.steps.select_id((first or session.steps[-1]).id)
         self._draw(force=True)
         self._progress_text()
+        for warning in session.warnings:
+            self.app.notify(warning, title="Before you start", severity="warning", timeout=30)
         if first is None:
             self._show_finished()
         elif session.resumed:
