@@ -321,6 +321,40 @@ def test_failure_after_persisting_rolls_back(
     assert_no_secrets(everything_written(journal, result), old=old)
 
 
+@pytest.mark.parametrize("fault", ["aws.verified:fail", "denied"])
+def test_a_failure_of_the_deactivation_rolls_back(
+    moto: MotoServer,
+    aws_env: dict[str, str],
+    project: Path,
+    run_cli: RunCli,
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    """Until the old key is inactive, nothing is lost: a fault after verification, or AWS
+    refusing the deactivation itself, deletes the new key and puts the old one back."""
+    allowed = [a for a in SELF_SERVICE if a != "iam:UpdateAccessKey"] if fault == "denied" else None
+    moto.user("alice", actions=allowed)
+    old = moto.create_key("alice")
+    moto.enforce_auth()
+    creds = credentials_file(Path(aws_env["HOME"]), old)
+    before = digest(creds)
+    journal = tmp_path / "run.jsonl"
+
+    result = rotate(
+        run_cli, aws_env, moto, project, journal, fault=None if fault == "denied" else fault
+    )
+
+    assert result.returncode == 1
+    assert digest(creds) == before
+    with moto.no_auth():
+        assert fps(moto.keys("alice")) == [(old.fingerprint, "Active")]
+    assert AwsClient(old, moto.target).identity().user == "alice"
+    assert stored(aws_env) == []
+    assert phases(journal)[-1] == "rolled-back" and "deactivated" not in phases(journal)
+    assert "rolled back" in summary_of(journal)
+    assert_no_secrets(everything_written(journal, result), old=old)
+
+
 @pytest.mark.parametrize("phase", ["created", "persisted", "verified", "deactivated"])
 def test_killed_rotation_is_finished_by_a_rerun(
     phase: str,

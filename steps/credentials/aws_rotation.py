@@ -544,9 +544,12 @@ class Rotation:
             self._vault_phase("persisted")
             self._checkpoint("persisted")
             self._verify()
+            self._deactivate()
         except Exception as exc:  # every failure before deactivation rolls back
-            raise RotationFailed(self._rollback(signer, rewritten, stored, exc)) from None
-        self._after_verified()
+            if not self._old_is_inactive():
+                raise RotationFailed(self._rollback(signer, rewritten, stored, exc)) from None
+            self._record("deactivated")  # the call failed, but AWS had done it: go on
+        self._retire()
 
     def _make_room(self, signer: AwsClient) -> None:
         """Delete keys left by an interrupted run, then an inactive key (the 2-key limit)."""
@@ -576,31 +579,49 @@ class Rotation:
                 self._vault_phase("persisted")
                 self._checkpoint("persisted")
             self._verify()
+            self._deactivate()
         except Exception as exc:
             raise RotationFailed(
                 f"finishing the rotation of {self.user}'s key failed: {self._text(exc)}. The new "
                 f"key {new.redacted} is kept (keyring {self.service}/{self.name}) and the old key "
                 f"{job.old_shown} is left as it was; rerun to finish"
             ) from None
-        self._after_verified()
+        self._retire()
 
-    def _after_verified(self) -> None:
-        """Phase two: deactivate and delete the old key, signed with the new one."""
+    def _deactivate(self) -> None:
+        """Deactivate the old key, signed with the new one (only once the new one verified)."""
         job, new = self.job, self.new
         assert new is not None
-        client = self._client(new)
-        old = job.old_key
+        client, old = self._client(new), job.old_key
+        if old is None or "deactivate" not in job.ops:
+            return
+        self._aws(
+            "iam:UpdateAccessKey",
+            lambda: self._retry(lambda: client.set_status(self.user, old.key_id, "Inactive")),
+            f"deactivate the old key {old.redacted} of {self.user}",
+        )
+        self._record("deactivated")
+        self._vault_phase("deactivated")
+
+    def _old_is_inactive(self) -> bool:
+        """Whether AWS shows the old key inactive (a deactivation whose answer was lost)."""
+        old, new = self.job.old_key, self.new
+        if old is None or new is None:
+            return False
         try:
-            if old is not None and ("deactivate" in job.ops):
-                self._aws(
-                    "iam:UpdateAccessKey",
-                    lambda: self._retry(
-                        lambda: client.set_status(self.user, old.key_id, "Inactive")
-                    ),
-                    f"deactivate the old key {old.redacted} of {self.user}",
-                )
-                self._record("deactivated")
-                self._vault_phase("deactivated")
+            keys = self._client(new).list_keys(self.user)
+        except Exception:
+            return False
+        return any(k.key_id == old.key_id and not k.active for k in keys)
+
+    def _retire(self) -> None:
+        """Phase two, after the deactivation: delete the old key. Nothing is rolled back now
+        (the old key no longer works): a failure says to rerun, which finishes the job."""
+        job, new = self.job, self.new
+        assert new is not None
+        client, old = self._client(new), job.old_key
+        try:
+            if old is not None and "deactivate" in job.ops:
                 self._checkpoint("deactivated")
             if old is not None and "delete_old" in job.ops:
                 self._aws(
