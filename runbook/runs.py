@@ -49,9 +49,11 @@ def find_unfinished(
     candidates = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
         first = _first_entry(path)
-        if not first or first.get("event") != "run_started":
+        if not isinstance(first, dict) or first.get("event") != "run_started":
             continue
-        data = first.get("data", {})
+        data = first.get("data")
+        if not isinstance(data, dict):
+            continue
         if data.get("target") != str(target) or data.get("mode") != mode:
             continue
         entries = []

@@ -432,3 +432,92 @@ async def test_a_live_run_warns_at_the_start_when_the_keyring_will_be_refused(
         await wait_until(pilot, lambda: list(app._notifications))
         [note] = list(app._notifications)
         assert note.title == "Before you start" and "--allow-insecure-keyring" in note.message
+
+
+async def test_brackets_in_titles_and_errors_are_text_not_markup(tmp_path, sandbox_env, project):
+    """A `[/b]` in a step title or an error message once crashed the app (a MarkupError)."""
+    from runbook.tui.messages import StepThreadDone
+
+    title = "Remove [/b] node_modules [red]now[/red]"
+    playbook = write(
+        tmp_path, KINDS_PLAYBOOK.replace("title: Remove node_modules}", f"title: '{title}'}}")
+    )
+    app = make_app(playbook, project, sandbox_env, mode="live")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        assert title in text_of(app.screen.query_one(".dialog-title"))
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert title in text_of(app.screen.query_one("#confirm-title"))
+        await pilot.press("n")
+        await idle(pilot, screen)
+        screen.post_message(StepThreadDone("find", error="KeyError: '[/b]'"))
+        await wait_until(pilot, lambda: list(app._notifications))
+        await pilot.pause(0.2)  # the toast is drawn
+        assert app.is_running and app.return_value is None
+        [note] = list(app._notifications)
+        assert note.message == "KeyError: '[/b]'" and not note.markup
+
+
+async def test_ctrl_c_twice_over_a_confirmation_asks_once_and_keeps_the_journal(keys_app, project):
+    app, journal = keys_app
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        screen.steps.select_id("wipe")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("ctrl+c", "ctrl+c")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuestionScreen))
+        assert sum(isinstance(s, QuestionScreen) for s in app.screen_stack) == 1
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.return_value is not None)
+        thread = screen.thread
+    thread.join(timeout=10)  # the step thread waiting on the confirmation is released
+    assert not thread.is_alive()
+    assert app.return_value.outcome == "interrupted"
+    assert (project / "node_modules").is_dir()
+    assert events(journal, "step_confirmed") == []  # nobody answered
+    assert events(journal, "run_finished")[-1]["outcome"] == "interrupted"
+    assert verify(journal).ok
+
+
+async def test_thousands_of_findings_list_the_worst_first_and_say_so(
+    tmp_path, sandbox_env, project
+):
+    from runbook.tui.widgets.steppane import MAX_FINDING_ROWS
+
+    severities = ", ".join(["info"] * (MAX_FINDING_ROWS + 200) + ["compromised"])
+    playbook = write(
+        tmp_path,
+        KINDS_PLAYBOOK.replace("severities: [compromised, at-risk]", f"severities: [{severities}]"),
+    )
+    app = make_app(playbook, project, sandbox_env, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("enter")
+        await idle(pilot, screen)
+        table = screen.pane.query_one("#findings-table")
+        assert table.row_count == MAX_FINDING_ROWS
+        assert "compromised" in str(table.get_row_at(0)[0])  # the worst is not cut off
+        summary = text_of(screen.pane.query_one("#findings-summary"))
+        assert f"1 compromised, {MAX_FINDING_ROWS + 200} info" in summary
+        assert f"the first {MAX_FINDING_ROWS} are listed" in summary
+
+
+async def test_help_fits_80x24_and_scrolls(keys_app):
+    app, _ = keys_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        keys = app.screen.query_one(".dialog-keys")
+        assert "esc: close" in text_of(keys)
+        assert keys.region.height and keys.region.bottom <= 24  # on screen, not cut off
+        body = app.screen.query_one("#help-body")
+        await pilot.press("down", "down")
+        assert body.scroll_y > 0

@@ -55,7 +55,9 @@ class ConfirmScreen(ModalScreen[Answer]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm"):
-            yield Static(f"Apply step {self.step.id!r}? {self.step.title}", id="confirm-title")
+            yield Static(
+                Text(f"Apply step {self.step.id!r}? {self.step.title}"), id="confirm-title"
+            )
             yield Static(
                 Text.assemble(
                     (

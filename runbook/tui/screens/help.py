@@ -73,4 +73,4 @@ class HelpScreen(ModalScreen[None]):
                         style="dim",
                     )
                 )
-            yield Static("esc: close", classes="dialog-keys")
+            yield Static("↑↓: scroll   esc: close", classes="dialog-keys")

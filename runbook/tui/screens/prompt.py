@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -25,7 +27,7 @@ class TextPromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
+            yield Static(Text(self.title_text), classes="dialog-title")
             yield Static(self.question, classes="dialog-text")
             yield Input(placeholder=self.placeholder, password=self.password, id="answer")
             yield Static("enter: save   esc: cancel", classes="dialog-keys")
@@ -53,8 +55,8 @@ class SecretScreen(TextPromptScreen):
     def __init__(self, step_title: str, prompt: str) -> None:
         super().__init__(
             f"Secret for: {step_title}",
-            f"{prompt}\n[dim]Typed characters are hidden; the value is never written to the "
-            "journal or shown.[/dim]",
+            f"{escape(prompt)}\n[dim]Typed characters are hidden; the value is never written to "
+            "the journal or shown.[/dim]",
             "secret",
             password=True,
         )
@@ -77,8 +79,8 @@ class QuestionScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
-            yield Static(self.question, classes="dialog-text")
+            yield Static(Text(self.title_text), classes="dialog-title")
+            yield Static(Text(self.question), classes="dialog-text")
             yield Static(self.keys, classes="dialog-keys")
 
     def action_answer(self, answer: bool) -> None:

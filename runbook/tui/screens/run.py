@@ -171,7 +171,7 @@ class RunScreen(Screen[None]):
             self.post_message(SessionFailed(exc.lines))
             return
         except Exception as exc:  # a bug: show it rather than hang on "Loading"
-            self.post_message(SessionFailed([f"{type(exc).__name__}: {exc}"]))
+            self.post_message(SessionFailed([self.redactor.text(f"{type(exc).__name__}: {exc}")]))
             return
         if self.closing:  # the operator quit while the run was being opened
             session.close()
@@ -195,7 +195,14 @@ class RunScreen(Screen[None]):
         self._draw(force=True)
         self._progress_text()
         for warning in session.warnings:
-            self.app.notify(warning, title="Before you start", severity="warning", timeout=30)
+            # plain text: a bracket in a path or message must not be read as markup (a crash)
+            self.app.notify(
+                self.redactor.text(warning) if self.redactor else warning,
+                title="Before you start",
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
         if first is None:
             self._show_finished()
         elif session.resumed:
@@ -419,7 +426,9 @@ class RunScreen(Screen[None]):
         self.busy = None
         self.query_one("#progress").display = False
         if message.error:
-            self.notify(message.error, title="Unexpected error", severity="error", timeout=10)
+            self.notify(
+                message.error, title="Unexpected error", severity="error", timeout=10, markup=False
+            )
         if message.declined:
             self.hint(
                 f"You did not apply {message.step_id!r}: nothing was changed. enter: plan it "
@@ -535,6 +544,8 @@ class RunScreen(Screen[None]):
             return
         from runbook.tui.screens.prompt import QuestionScreen
 
+        if any(isinstance(s, QuestionScreen) for s in self.app.screen_stack):
+            return  # asked already (ctrl+c pressed twice): one question is enough
         running = self.busy
 
         def answer(quit_now: bool | None) -> None:

@@ -28,6 +28,7 @@ from runbook.tui.view import StepView
 from runbook.tui.widgets.table import FittedTable
 
 TABS = ("description", "findings", "plan", "log")
+MAX_FINDING_ROWS = 1000  # more rows make moving onto the step slow; the journal keeps them all
 NOT_PLANNED = (
     "Not planned yet. Press [b]enter[/b] to plan and run this step: runbook first works out "
     "what the step would do, shows it here, and asks before anything destructive."
@@ -61,7 +62,9 @@ class StepPane(Vertical):
             with TabPane("Plan", id="plan"), VerticalScroll(id="plan-scroll"):
                 yield Static(NOT_PLANNED, id="plan-text")
             with TabPane("Log", id="log"):
-                yield RichLog(id="log-text", wrap=True, markup=False, highlight=False)
+                yield RichLog(
+                    id="log-text", wrap=True, markup=False, highlight=False, max_lines=5000
+                )
 
     def on_mount(self) -> None:
         for widget in self.query("DataTable, RichLog, VerticalScroll"):
@@ -114,7 +117,7 @@ class StepPane(Vertical):
         # a column no finding fills (Package, for credentials) gives its room to the others
         with_package = any(finding.get("package") for finding in findings)
         rows = []
-        for finding in findings:
+        for finding in findings[:MAX_FINDING_ROWS]:
             kind = str(finding.get("kind", "")).removeprefix("credential:")
             row = [severity_text(finding.get("severity", "")), kind]
             row += [package_text(finding)] if with_package else []
@@ -136,6 +139,8 @@ class StepPane(Vertical):
             summary = "Findings appear here once the step has been planned (enter)."
         elif findings:
             summary = f"{findings_summary(findings)} (worst first)"
+            if len(findings) > MAX_FINDING_ROWS:
+                summary += f"; the first {MAX_FINDING_ROWS} are listed, the report has them all"
         else:
             summary = "No findings: nothing of the incident was seen by this step."
         self.query_one("#findings-summary", Static).update(summary)
@@ -153,6 +158,7 @@ class StepPane(Vertical):
     def _log(self, view: StepView) -> None:
         log = self.query_one("#log-text", RichLog)
         log.clear()
+        self._streamed = False  # streamed lines belonged to what was shown before
         if not view.entries:
             log.write(Text("Nothing has happened in this step yet.", style="dim"))
         for entry in view.entries:
