@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,6 +85,14 @@ def tree_size(path: Path) -> tuple[int, int]:
     return total, files
 
 
+@dataclass
+class _Control:
+    """What an `Effects` and its widened copies share: the commands running, and a stop."""
+
+    running: set[subprocess.Popen[str]] = field(default_factory=set)
+    stopped: bool = False
+
+
 class Effects:
     """Side effects confined to `roots`, journaled through `record`, backed up into `backup_dir`."""
 
@@ -99,8 +107,11 @@ class Effects:
         protected: Sequence[Path] = (),
         files: Sequence[Path] = (),
         output: Callable[[str], None] | None = None,
+        control: _Control | None = None,
     ) -> None:
         self.dry_run = dry_run
+        # shared by every widened copy: the commands running now, and whether to start more
+        self._control = control or _Control()
         # called with each (redacted) line a command prints while it runs: the app's live log
         self.output = output
         self.roots = [Path(os.path.realpath(r)) for r in roots]
@@ -145,6 +156,7 @@ class Effects:
             protected=protected,
             files=self.files,
             output=self.output,
+            control=self._control,
         )
 
     def with_files(self, files: Sequence[Path], *, reason: str = "") -> Effects:
@@ -167,6 +179,7 @@ class Effects:
             protected=self.protected,
             files=[*self.files, *extra],
             output=self.output,
+            control=self._control,
         )
 
     # -- confinement -------------------------------------------------------------------------
@@ -352,6 +365,8 @@ class Effects:
         and each one that changed is journaled like a `write_file`, so undo and git see it.
         """
         argv = [str(a) for a in argv]
+        if self._control.stopped:
+            raise EffectError("not started: the operator stopped the run")
         cwd_real = self.confine(cwd, allow_root=True)
         shown = self.redactor.text(" ".join(argv))
         if self.dry_run:
@@ -478,6 +493,7 @@ class Effects:
             text=True,
             errors="replace",
         )
+        self._control.running.add(proc)
         chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
         def pump(name: str, stream: Any) -> None:
@@ -505,10 +521,28 @@ class Effects:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            self._control.running.discard(proc)
         for thread in pumps:
             thread.join(timeout=5)
         out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
         return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def stop_commands(self, grace: float = 3.0) -> int:
+        """The operator quit: end every command still running (SIGTERM, then SIGKILL after
+        `grace` seconds) and start no other. Returns how many were running."""
+        self._control.stopped = True
+        running = list(self._control.running)
+        for proc in running:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return len(running)
 
     # -- everything else (AWS, keyring, git) -------------------------------------------------
     def call(

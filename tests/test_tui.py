@@ -521,3 +521,36 @@ async def test_help_fits_80x24_and_scrolls(keys_app):
         body = app.screen.query_one("#help-body")
         await pilot.press("down", "down")
         assert body.scroll_y > 0
+
+
+async def test_quitting_during_a_command_ends_the_command_and_journals_it(
+    tmp_path, sandbox_env, project
+):
+    """A command must not outlive the run (a rerun would race it): quitting ends it, and the
+    journal says how the step ended before the run is closed."""
+    import os
+
+    playbook = write(
+        tmp_path,
+        f"id: chatty\ntitle: Output\nversion: '1'\n{INCIDENT}steps:\n"
+        "  - {id: chatty, uses: test_command, title: A chatty command, confirm: never}\n",
+    )
+    app = make_app(playbook, project, sandbox_env, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (project / "command.pid").exists())
+        pid = int((project / "command.pid").read_text())
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuestionScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.return_value is not None)
+    assert app.return_value.outcome == "interrupted"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the command is gone (reaped), not left running
+    journal = app.return_value.journal
+    [run] = [d for d in events(journal, "effect") if d["op"] == "run"]
+    assert run["outcome"] == "error" and run["returncode"] < 0
+    assert [d["outcome"] for d in events(journal, "step_finished")] == ["failed"]
+    assert events(journal, "run_finished")[-1]["outcome"] == "interrupted"
+    assert verify(journal).ok

@@ -55,8 +55,9 @@ class CommandStep(StepKind):
     name = "test_command"
     Params = StepParams
     SCRIPT = (
-        "import pathlib, sys, time\n"
-        "print('first line from the command', flush=True)\n"
+        "import os, pathlib, sys, time\n"
+        "(pathlib.Path(sys.argv[1]) / 'command.pid').write_text(str(os.getpid()))\n"
+        "print('first line ' + 'from the command', flush=True)\n"
         "gate = pathlib.Path(sys.argv[1]) / 'gate-open'\n"
         "deadline = time.monotonic() + 20\n"
         "while not gate.exists() and time.monotonic() < deadline: time.sleep(0.01)\n"

@@ -566,6 +566,15 @@ class RunScreen(Screen[None]):
     def close_session(self, running: str | None) -> None:
         """Journal the end of the session, release the journal, and stop asking questions."""
         self.closing = True
+        if running and self.session is not None:
+            # the step's command must not outlive the run (a rerun would race it): end it, free
+            # any question the step waits on, and give the step a moment to journal how it ended
+            stopped = self.session.runner.effects.stop_commands()
+            if self.operator is not None:
+                self.operator.close()
+            thread = self.thread
+            if stopped and thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
         if self.session is not None:
             self.session.close(running)
         if self.operator is not None:
