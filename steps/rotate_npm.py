@@ -386,8 +386,6 @@ class RotateNpmTokens(StepKind):
         else:
             summary = f"{len(rotation.rotated)} npm token(s) rotated"
         open_items = [i for i, answer in answers.items() if answer != "done"]
-        if ctx.dry_run and not failed:
-            return StepResult("succeeded", summary, data=data)
         if rotation.items:
             done = len(rotation.items) - len(open_items)
             summary += f"; {done}/{len(rotation.items)} checklist item(s) done"
