@@ -8,6 +8,7 @@ from typing import Any
 
 from runbook.journal import read_entries, verify
 from runbook.redact import Redactor
+from runbook.units import human_size
 
 SEVERITIES = ("compromised", "at-risk", "unknown", "info")
 
@@ -138,7 +139,7 @@ def _effect_text(data: dict[str, Any]) -> str:
         return f"{prefix}write {data.get('path')}"
     if op == "remove_tree":
         size = data.get("bytes")
-        return f"{prefix}remove {data.get('path')}" + (f" ({_size(size)})" if size else "")
+        return f"{prefix}remove {data.get('path')}" + (f" ({human_size(size)})" if size else "")
     if op == "run":
         return f"{prefix}run `{data.get('argv')}`"
     if op == "write_secret_file":
@@ -150,14 +151,6 @@ def _effect_text(data: dict[str, Any]) -> str:
     if op == "call":
         return f"{prefix}{data.get('service')} {data.get('operation')}: {data.get('summary', '')}"
     return f"{prefix}{op}"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _cell(text: Any) -> str:

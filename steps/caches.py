@@ -41,6 +41,7 @@ from runbook.step import (
     StepResult,
     fingerprint_of,
 )
+from runbook.units import human_size
 from steps.npm.badset import BadSet
 from steps.scan.host import (
     BUN_CACHE_DIR,
@@ -49,7 +50,6 @@ from steps.scan.host import (
     scan_caches,
     scan_pnpm_store,
 )
-from steps.wipe import human
 
 MANAGERS = ("npm", "yarn1", "berry", "pnpm", "bun")
 
@@ -191,7 +191,7 @@ class ClearCaches(StepKind):
         caches, notes = self._observe(ctx)
         actions = []
         for cache in caches:
-            size = f"{human(cache['bytes'])}, {cache['files']} entries"
+            size = f"{human_size(cache['bytes'])}, {cache['files']} entries"
             command = " ".join(cache["command"][1:]) if cache["command"] else None
             manager, path = cache["manager"], cache["path"]
             if manager == "npm":
@@ -227,7 +227,7 @@ class ClearCaches(StepKind):
         bad = list(scan_caches(ctx.home, ctx.env, badset, live=True))
         total = sum(c["bytes"] for c in caches)
         if caches:
-            notes.insert(0, f"{len(caches)} cache folder(s), {human(total)} in all")
+            notes.insert(0, f"{len(caches)} cache folder(s), {human_size(total)} in all")
         else:
             notes.insert(0, "no package-manager cache found on this machine")
         notes.append(f"the host scan sees {len(bad)} bad package(s) in caches now")
@@ -278,13 +278,13 @@ class ClearCaches(StepKind):
         after = sum(r["after"] for r in report)
         data = {"caches": report, "bytes_before": before, "bytes_after": after}
         if ctx.dry_run:
-            summary = f"would clear {len(report)} cache folder(s) holding {human(before)}"
+            summary = f"would clear {len(report)} cache folder(s) holding {human_size(before)}"
             return StepResult("succeeded", summary, data=data)
         remaining = list(scan_caches(ctx.home, ctx.env, badset, live=True))
         data["bad_remaining"] = [f"{f.package}@{f.version} in {f.path}" for f in remaining]
         summary = (
-            f"cleared {len(report)} cache folder(s): {human(before)} before, "
-            f"{human(after)} after ({human(before - after)} freed)"
+            f"cleared {len(report)} cache folder(s): {human_size(before)} before, "
+            f"{human_size(after)} after ({human_size(before - after)} freed)"
         )
         if remaining:
             summary += f"; {len(remaining)} bad package(s) still in caches"

@@ -30,6 +30,7 @@ from runbook.step import (
     StepResult,
     fingerprint_of,
 )
+from runbook.units import human_size
 from steps.scan.walk import HOST_DIRS
 
 PNP_FILES = frozenset({".pnp.cjs", ".pnp.js", ".pnp.data.json", ".pnp.loader.mjs"})
@@ -41,18 +42,6 @@ class WipeParams(StepParams):
         default_factory=lambda: ["."],
         description="Directories to clear, relative to the target (never outside it).",
     )
-
-
-def human(n: int) -> str:
-    """A byte count for people: `12.3 MiB`."""
-    if n < 1024:
-        return f"{n} B"
-    size = n / 1024
-    for unit in ("KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 def find_installed(start: Path) -> tuple[list[Path], list[Path]]:
@@ -145,14 +134,14 @@ class WipeNodeModules(StepKind):
                 Action(
                     kind="delete",
                     destructive=True,
-                    summary=f"remove {relative}{what}: {human(item['bytes'])}, "
+                    summary=f"remove {relative}{what}: {human_size(item['bytes'])}, "
                     f"{item['files']} entries",
                     detail=item,
                 )
             )
         total = sum(item["bytes"] for item in items)
         if items:
-            notes = [f"{len(items)} path(s) to remove, {human(total)} to free ({total} bytes)"]
+            notes = [f"{len(items)} path(s) to remove, {human_size(total)} to free ({total} bytes)"]
         else:
             notes = ["nothing to remove: no node_modules or Plug'n'Play state under the target"]
         if skipped:
@@ -169,7 +158,9 @@ class WipeNodeModules(StepKind):
             freed += ctx.effects.remove_tree(path, reason="wipe_node_modules")
             removed.append(str(path))
         verb = "would free" if ctx.dry_run else "freed"
-        summary = f"{verb} {human(freed)} ({len(removed)} path(s) removed)"
+        summary = f"{verb} {human_size(freed)} ({len(removed)} path(s) removed)"
         if ctx.dry_run:
-            summary = f"{verb} {human(freed)} ({len(removed)} path(s); dry run: nothing removed)"
+            summary = (
+                f"{verb} {human_size(freed)} ({len(removed)} path(s); dry run: nothing removed)"
+            )
         return StepResult("succeeded", summary, data={"bytes_freed": freed, "paths": removed})

@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from runbook.units import human_size
+
 SEVERITIES = ("compromised", "at-risk", "unknown", "info")
 SEVERITY_STYLE = {
     "compromised": "bold red",
@@ -45,18 +47,6 @@ MODE_BANNER = {
     "dry-run": "DRY RUN: nothing will be changed",
     "tabletop": "TABLETOP: a rehearsal, nothing is changed",
 }
-
-
-def human_size(n: int | float | None) -> str:
-    """A byte count for people: `25.9 KiB`."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 def duration_text(seconds: float | None) -> str:
