@@ -227,8 +227,10 @@ def entries(m: Machine) -> list[dict]:
     return [e for j in m.journals() for e in read_entries(j)]
 
 
-def phases(m: Machine) -> list[str]:
-    return [e["data"]["phase"] for e in entries(m) if e["event"] == "npm_rotation"]
+def phases(m: Machine, *, intents: bool = False) -> list[str]:
+    """The rotation's phases (the `intent` bookkeeping row only when asked)."""
+    rows = [e["data"]["phase"] for e in entries(m) if e["event"] == "npm_rotation"]
+    return rows if intents else [p for p in rows if p != "intent"]
 
 
 def manual_items(m: Machine) -> list[dict]:
@@ -298,6 +300,30 @@ def test_a_failure_after_persisting_rolls_everything_back(tmp_path, registry) ->
     [rolled] = [e["data"] for e in entries(m) if e["data"].get("phase") == "rolled-back"]
     assert rolled["left"] == [] and "new token revoked" in rolled["undone"]
     assert_no_secret(m, outputs(m, result))
+
+
+def test_a_token_created_but_never_stored_is_revoked_by_the_rerun(tmp_path, registry) -> None:
+    """Killed between the registry's answer and the keyring: nobody holds that token, so the
+    rerun finds it (listed now, absent from the journaled intent) and revokes it first."""
+    m = machine(tmp_path, registry)
+
+    killed = m.rotate(RUNBOOK_FAULT="npm.created-unstored:kill")
+
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert m.vault().entries() == [] and m.unchanged()
+    keys = token_keys(registry, m.old)
+    assert len(keys) == 2 and m.old_key in keys  # the old token and the orphan
+    [orphan_key] = [k for k in keys if k != m.old_key]
+
+    rerun = m.rotate()
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    [new] = m.tokens_in_files()
+    assert whoami(registry, new) == m.user and whoami(registry, m.old) is None
+    assert orphan_key not in token_keys(registry, new)
+    assert len(token_keys(registry, new)) == 1  # exactly one token left: the new one
+    assert phases(m, intents=True)[:3] == ["intent", "orphan-revoked", "intent"]
+    assert_no_secret(m, outputs(m, killed, rerun), new)
 
 
 @pytest.mark.parametrize(

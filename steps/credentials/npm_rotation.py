@@ -292,12 +292,17 @@ class NpmRotation:
             return
         account = Basic(group.user, password)
         try:
-            old_info = find_token(registry.list_tokens(group.old), group.old)
+            listed = registry.list_tokens(group.old)
         except NpmRegistryError:
-            old_info = None  # revocation looks again, with the new token
+            listed = None  # revocation looks again, with the new token
+        old_info = find_token(listed, group.old) if listed is not None else None
+        if listed is not None:
+            listed = self._revoke_orphans(group, registry, account, listed)
+            self.journal("intent", group, tokens_before=sorted(t.key for t in listed))
         made = self._create(group, registry, account, old_info)
         if made is None:
             return
+        faults.checkpoint("npm.created-unstored", ctx.env)  # a drill: created, never stored
         name, new_fp = group.entry_name(), fingerprint(made.token)
         meta = {
             "replaces": group.old_fp,
@@ -328,6 +333,34 @@ class NpmRotation:
         group.new = made.token
         self.journal("created", group, token_id=made.key, keyring=name)
         self._finish(group, registry, account, made, fresh=True)
+
+    def _revoke_orphans(
+        self, group: TokenGroup, registry: NpmRegistry, account: Basic, listed: list[TokenInfo]
+    ) -> list[TokenInfo]:
+        """Revoke tokens an interrupted attempt of this run created but never stored: listed
+        now, absent from the list its journaled intent saw. Returns the list without them."""
+        entries = self.ctx.journal_entries() if self.ctx.journal_entries else []
+        intents = [
+            e["data"]
+            for e in entries
+            if e.get("event") == "npm_rotation"
+            and e["data"].get("phase") == "intent"
+            and e["data"].get("old_fp") == group.old_fp
+        ]
+        if not intents or "tokens_before" not in intents[-1]:
+            return listed
+        before = set(intents[-1]["tokens_before"])
+        orphans = [t for t in listed if t.key not in before]
+        for orphan in orphans:
+            self.ctx.effects.call(
+                "npm",
+                "token:revoke",
+                lambda orphan=orphan: registry.revoke_token(account, orphan.key),
+                summary=f"revoke {orphan.masked} of {group.user}: an interrupted run created it "
+                "and never stored it",
+            )
+            self.journal("orphan-revoked", group, token_id=orphan.key)
+        return [t for t in listed if t.key in before]
 
     def _resume(self, group: TokenGroup) -> None:
         """Finish a rotation an earlier run started: its new token is in the keyring."""
