@@ -420,20 +420,7 @@ class Effects:
     ) -> CommandResult:
         started = time.monotonic()
         try:
-            if self.output is not None:
-                proc = self._streamed(argv, cwd_real, env, timeout)
-            else:
-                proc = subprocess.run(
-                    argv,
-                    cwd=cwd_real,
-                    env=dict(env) if env is not None else None,
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
-                    timeout=timeout,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
-                )
+            proc = self._spawn(argv, cwd_real, env, timeout)
         except FileNotFoundError:
             self._journal(
                 "run",
@@ -479,10 +466,11 @@ class Effects:
         )
         return result
 
-    def _streamed(
+    def _spawn(
         self, argv: list[str], cwd: Path, env: Mapping[str, str] | None, timeout: float
     ) -> subprocess.CompletedProcess[str]:
-        """`subprocess.run` that also hands each output line, redacted, to `self.output`."""
+        """`subprocess.run` (output captured, a timeout, the child killed on Ctrl-C) that also
+        hands each output line, redacted, to `self.output`, and that `stop_commands` can end."""
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -499,8 +487,9 @@ class Effects:
         def pump(name: str, stream: Any) -> None:
             for line in stream:
                 chunks[name].append(line)
-                with contextlib.suppress(Exception):  # a closed screen must not stop the command
-                    self.output(self.redactor.text(line.rstrip("\n")))  # type: ignore[misc]
+                if self.output is not None:
+                    with contextlib.suppress(Exception):  # a closed screen must not stop it
+                        self.output(self.redactor.text(line.rstrip("\n")))
 
         pumps = [
             threading.Thread(target=pump, args=(name, getattr(proc, name)), daemon=True)

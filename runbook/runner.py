@@ -99,6 +99,7 @@ class Runner:
         )
         self._kinds: dict[str, StepKind] = {}
         self._current_step: str | None = None
+        self._preflight: dict[str, str] | None = None
 
     # -- journal and state -------------------------------------------------------------------
     @property
@@ -142,14 +143,16 @@ class Runner:
         `record`, once the run has begun); a dry run foresees none."""
         if self.dry_run:
             return []
-        warnings = []
-        for name in dict.fromkeys(step.uses for step in self.playbook.steps):
-            problem = self.registry.get(name).preflight(self.env, self.options)
-            if problem:
-                warnings.append(problem)
-                if record:
-                    self.record("preflight_warning", {"uses": name, "warning": problem})
-        return warnings
+        if self._preflight is None:  # asked once: the checks may load a keyring backend
+            self._preflight = {}
+            for name in dict.fromkeys(step.uses for step in self.playbook.steps):
+                problem = self.registry.get(name).preflight(self.env, self.options)
+                if problem:
+                    self._preflight[name] = problem
+        if record:
+            for name, problem in self._preflight.items():
+                self.record("preflight_warning", {"uses": name, "warning": problem})
+        return list(self._preflight.values())
 
     def finish(self, outcome: str, reason: str = "") -> str:
         states = self.states()

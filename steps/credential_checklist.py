@@ -12,9 +12,8 @@ from pathlib import Path
 from pydantic import Field
 
 from runbook.step import Action, Plan, StepContext, StepKind, StepParams, StepResult, fingerprint_of
-from steps.credentials.checklist import ask
 from steps.credentials.model import Credential
-from steps.manual import ManualItem
+from steps.manual import ManualItem, ask
 
 # Handled (as rotations or as their own manual items) by rotate_aws_keys and rotate_npm_tokens.
 DEFAULT_EXCLUDED = ["aws-temporary-key", "aws-profile"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from runbook.step import (
@@ -13,6 +15,24 @@ from runbook.step import (
     StepResult,
     fingerprint_of,
 )
+
+
+def ask(ctx: StepContext, item_id: str, text: str, **extra: Any) -> str:
+    """Put one checklist item to the operator (`done`, `declined` or `outstanding`) and journal
+    the answer as a `manual_item` event; `extra` goes into the event (already redacted data)."""
+    answer = ctx.operator.checklist(ctx.step, item_id, text)
+    ctx.record(
+        "manual_item",
+        {
+            "step": ctx.step.id,
+            "item": item_id,
+            "text": text,
+            "answer": answer,
+            "by": ctx.operator.name,
+            **extra,
+        },
+    )
+    return answer
 
 
 class ManualItem(StepParams):
@@ -57,18 +77,7 @@ class ManualStep(StepKind):
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
         answers = {}
         for item_id, text in self.params.checklist():
-            answer = ctx.operator.checklist(ctx.step, item_id, text)
-            answers[item_id] = answer
-            ctx.record(
-                "manual_item",
-                {
-                    "step": ctx.step.id,
-                    "item": item_id,
-                    "text": text,
-                    "answer": answer,
-                    "by": ctx.operator.name,
-                },
-            )
+            answers[item_id] = ask(ctx, item_id, text)
         done = sum(1 for a in answers.values() if a == "done")
         if done == len(answers):
             return StepResult("succeeded", f"{done}/{len(answers)} items done")

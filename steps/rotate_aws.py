@@ -46,10 +46,10 @@ from steps.credentials.aws_rotation import (
     secret_of,
     survey,
 )
-from steps.credentials.checklist import ask
 from steps.credentials.discover import discover_for_step
 from steps.credentials.model import Credential
 from steps.credentials.vault import KeyringRefused, Vault, keyring_preflight, service_for
+from steps.manual import ask
 
 ROLES_CONSOLE = (
     "IAM console > Roles > {role} > Revoke sessions > Revoke active sessions "

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,9 +241,8 @@ async def test_no_canary_reaches_the_screen(tmp_path: Path) -> None:
     screen it shows (each tab of each step, each confirmation, the audit view) is searched."""
     from runbook.tui.screens.checklist import ChecklistScreen
     from runbook.tui.screens.confirm import ConfirmScreen
-    from runbook.tui.screens.finished import FinishedScreen
-    from runbook.tui.screens.prompt import SecretScreen, TextPromptScreen
     from tests.conftest import BUNDLED, EXAMPLE
+    from tests.test_tui_walks import walk
     from tests.tui_support import make_app, ready
 
     world = plant.build(tmp_path / "world")
@@ -266,20 +264,14 @@ async def test_no_canary_reaches_the_screen(tmp_path: Path) -> None:
         def shoot(name: str) -> None:
             shots[f"{len(shots):03d}-{name}.svg"] = app.export_screenshot()
 
-        deadline = time.monotonic() + 120
         finished_steps = 0
-        while not isinstance(app.screen, FinishedScreen):
-            assert time.monotonic() < deadline, "the walk did not finish"
-            top = app.screen
+
+        async def observe(top) -> None:
+            nonlocal finished_steps
             if isinstance(top, ConfirmScreen):
                 shoot(f"confirm-{top.step.id}")
-                await pilot.press(*top.step.id, "enter") if top.typed else await pilot.press("y")
-            elif isinstance(top, ChecklistScreen):
-                if top.step.id.startswith("rotate"):  # the items naming credentials
-                    shoot(f"checklist-{top.step.id}")
-                await pilot.press("y")
-            elif isinstance(top, SecretScreen | TextPromptScreen):
-                await pilot.press("escape")
+            elif isinstance(top, ChecklistScreen) and top.step.id.startswith("rotate"):
+                shoot(f"checklist-{top.step.id}")  # the items naming credentials
             elif top is screen and screen.busy is None:
                 states = screen.session.runner.states().values()
                 done = sum(1 for state in states if state.status != "pending")
@@ -288,8 +280,8 @@ async def test_no_canary_reaches_the_screen(tmp_path: Path) -> None:
                     for tab in "dfpl":
                         await pilot.press(tab)
                         shoot(f"step{done}-{tab}")
-                await pilot.press("enter")
-            await pilot.pause(0.01)
+
+        await walk(pilot, screen, observe=observe)
         shoot("finished")
         await pilot.press("escape")
         await pilot.press("a")

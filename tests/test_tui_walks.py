@@ -34,9 +34,10 @@ from tests.tui_support import (
 SIZE = (100, 30)
 
 
-async def walk(pilot, screen, timeout: float = 120) -> dict[str, int]:
+async def walk(pilot, screen, timeout: float = 120, observe=None) -> dict[str, int]:
     """Answer whatever the app asks until every step is finished: enter on the run screen, yes
-    to confirmations (typing the step id where asked), done to checklist items."""
+    to confirmations (typing the step id where asked), done to checklist items. `observe`, if
+    given, is awaited with the screen on top before each answer."""
     app = pilot.app
     seen = {"confirm": 0, "checklist": 0}
     deadline = time.monotonic() + timeout
@@ -44,6 +45,8 @@ async def walk(pilot, screen, timeout: float = 120) -> dict[str, int]:
         top = app.screen
         if isinstance(top, FinishedScreen):
             return seen
+        if observe is not None:
+            await observe(top)
         if isinstance(top, ConfirmScreen):
             seen["confirm"] += 1
             await pilot.press(*top.step.id, "enter") if top.typed else await pilot.press("y")

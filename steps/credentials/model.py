@@ -116,6 +116,3 @@ class Discovery:
 
     def secret_values(self) -> list[str]:
         return [v for c in self.credentials for v in c.secret_values() if v]
-
-    def by_rotation(self, rotation: Rotation) -> list[Credential]:
-        return [c for c in self.credentials if c.rotation == rotation]

@@ -26,7 +26,6 @@ from runbook import faults
 from runbook.effects import CommandResult, EffectError
 from runbook.redact import fingerprint, redact_value
 from runbook.step import StepContext, StepError
-from steps.credentials.checklist import ask
 from steps.credentials.npm_registry import (
     Auth,
     Basic,
@@ -42,6 +41,7 @@ from steps.credentials.npm_registry import (
 from steps.credentials.persist import Replacement, read_text
 from steps.credentials.rewrite import CannotRewrite, FileEdit, apply_edits, preflight, undo_edits
 from steps.credentials.vault import StoredEntry, Vault, service_for
+from steps.manual import ask
 
 T = TypeVar("T")
 PASSWORD_ENV = "RUNBOOK_NPM_PASSWORD"

@@ -142,6 +142,20 @@ def parse_yaml(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
+def read_yaml(path: Path, collector: Collector) -> tuple[bool, yaml.Node | None]:
+    """(read, node tree) of a YAML file; an unreadable or malformed one is a problem (naming
+    the line) and comes back as (False, None)."""
+    text = collector.read(path)
+    if text is None:
+        return False, None
+    try:
+        return True, parse_yaml(text)
+    except yaml.YAMLError as exc:
+        line, message = yaml_error(exc)
+        collector.problem(path, message, line)
+        return False, None
+
+
 def yaml_error(exc: yaml.YAMLError) -> tuple[int | None, str]:
     """Line and a message that quotes nothing from the file (a snippet could hold a secret)."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

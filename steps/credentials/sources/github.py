@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from steps.credentials.model import Credential, Location
 from steps.credentials.patterns import decoy_reason, token_type
 from steps.credentials.sources.common import (
@@ -14,9 +12,8 @@ from steps.credentials.sources.common import (
     expand,
     items,
     line_of,
-    parse_yaml,
+    read_yaml,
     scalar,
-    yaml_error,
 )
 
 
@@ -39,14 +36,8 @@ def scan(home: Path, env: dict[str, str], collector: Collector) -> None:
     path = hosts_file(home, env)
     if not collector.first_visit(path):
         return
-    text = collector.read(path)
-    if text is None:
-        return
-    try:
-        root = parse_yaml(text)
-    except yaml.YAMLError as exc:
-        line, message = yaml_error(exc)
-        collector.problem(path, message, line)
+    read, root = read_yaml(path, collector)
+    if not read:
         return
     for host, settings in items(root):
         config = dict(items(settings))

@@ -27,9 +27,8 @@ from steps.credentials.sources.common import (
     items,
     line_of,
     parse_ini,
-    parse_yaml,
+    read_yaml,
     scalar,
-    yaml_error,
 )
 
 NPMJS = "https://registry.npmjs.org/"
@@ -205,14 +204,8 @@ def _b64(value: str) -> str | None:
 def scan_yarnrc(path: Path, collector: Collector, ctx: NpmContext) -> None:
     """`npmAuthToken` / `npmAuthIdent` at the top level, under `npmScopes.X` and under
     `npmRegistries."//host"`, with the registry each one is for."""
-    text = collector.read(path)
-    if text is None:
-        return
-    try:
-        root = parse_yaml(text)
-    except yaml.YAMLError as exc:
-        line, message = yaml_error(exc)
-        collector.problem(path, message, line)
+    read, root = read_yaml(path, collector)
+    if not read:
         return
     top = dict(items(root))
 
