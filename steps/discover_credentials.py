@@ -113,7 +113,9 @@ class DiscoverCredentials(StepKind):
 
 
 def _message(credential: Credential, where: str) -> str:
-    """The redacted value, its key (the finding's path and line say where the file is) and how it
-    is rotated; a credential outside any file (env, keyring) names its place in full."""
+    """The redacted value, its key (the finding's path and line say where the file is), how it
+    is rotated and what could not be read of its file; a credential outside any file (env,
+    keyring) names its place in full."""
     place = credential.location.name if credential.location.path else where
-    return f"{credential.redacted} ({place}); rotation: {credential.rotation}"
+    text = f"{credential.redacted} ({place}); rotation: {credential.rotation}"
+    return "; ".join([text, *(f"the file {note}" for note in credential.notes)])

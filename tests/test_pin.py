@@ -197,3 +197,82 @@ def test_dry_run_changes_nothing(tmp_path):
     result = kind.apply(ctx, plan)
     assert result.outcome == "succeeded"
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+
+
+# -- files that are not what their name says ------------------------------------------------------
+PIN_ONLY = """\
+id: pin-only
+title: pin (test)
+version: "1"
+incident:
+  summary: axios 1.14.1 pulled plain-crypto-js.
+  window: {start: 2026-03-31T00:21:00Z, end: 2026-03-31T03:29:00Z}
+  packages:
+    - {name: axios, bad_versions: ["1.14.1", "0.30.4"], safe_pins: {"1": "1.14.0", "0": "0.30.3"}}
+    - {name: plain-crypto-js, any_version: true}
+steps:
+  - {id: pin, uses: pin, title: Pin axios, confirm: destructive}
+"""
+
+
+def dry_run_pin(target: Path, tmp_path: Path) -> tuple[str, str]:
+    """`runbook run --dry-run` of a pin-only playbook through the real CLI, with a timeout (a
+    FIFO read would block forever); returns (outcome, summary) of the pin step."""
+    import subprocess
+
+    from runbook.journal import read_entries
+    from tests.conftest import RUNBOOK
+
+    playbook = tmp_path / "pin-only.yaml"
+    playbook.write_text(PIN_ONLY)
+    journal = tmp_path / "run.jsonl"
+    env = {
+        "PATH": str(tmp_path / "empty"),  # no package manager: planning alone is tested
+        "HOME": str(tmp_path / "home"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "RUNBOOK_OPERATOR": "tester",
+    }
+    flags = ["--dry-run", "--yes", "--journal", journal]
+    subprocess.run(
+        [str(RUNBOOK), "run", playbook, "--target", target, *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    [done] = [e["data"] for e in read_entries(journal) if e["event"] == "step_finished"]
+    return done["outcome"], done["summary"]
+
+
+def test_a_fifo_package_json_beside_a_lockfile_is_named_not_waited_on(tmp_path):
+    target = copy_fixture("npm-v3-direct", tmp_path)
+    manifest = target / "package.json"
+    manifest.unlink()
+    os.mkfifo(manifest)
+    outcome, summary = dry_run_pin(target, tmp_path)
+    assert outcome == "failed"
+    assert f"pin: cannot read {manifest}: is a FIFO, not a regular file" in summary
+
+
+def test_a_lockfile_linked_to_dev_zero_is_refused(tmp_path):
+    target = copy_fixture("npm-v3-direct", tmp_path)
+    lock = target / "package-lock.json"
+    lock.unlink()
+    lock.symlink_to("/dev/zero")
+    outcome, summary = dry_run_pin(target, tmp_path)
+    assert outcome == "failed"
+    assert f"pin: cannot read {lock}: is a symlink (not followed)" in summary
+
+
+def test_a_fifo_yarnrc_does_not_block_detection(tmp_path):
+    """yarn berry's `yarnPath` is looked up in .yarnrc.yml: a FIFO there means no yarnPath."""
+    target = copy_fixture("yarn-berry", tmp_path)
+    rc = target / ".yarnrc.yml"
+    rc.unlink(missing_ok=True)
+    os.mkfifo(rc)
+    outcome, summary = dry_run_pin(target, tmp_path)
+    # planned to the end: with no yarnPath and no yarn on PATH, it stops at the regeneration
+    assert outcome == "failed"
+    assert "yarn is not installed (manifests are edited)" in summary

@@ -474,7 +474,9 @@ def test_malformed_and_unreadable_files_are_problems_and_discovery_goes_on(
     assert by_file[str(w.target / ".yarnrc.yml")][1].startswith("malformed YAML")
     assert by_file[str(creds)][0] == f"{creds}:{len(creds.read_text().splitlines())}"
     assert by_file[str(unreadable)][1] == "cannot read: permission denied"
-    assert by_file[str(w.target / ".env.latin1")][1] == "cannot read: not UTF-8 text"
+    assert by_file[str(w.target / ".env.latin1")][1] == (
+        "holds bytes that are not UTF-8 text: line 1 was skipped"
+    )
     for secret in [*w.all_secrets(), token, hidden]:
         assert secret not in json.dumps(problems)
     # everything else is still found

@@ -40,18 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from runbook.exitcodes import OK, USAGE
     from runbook.redact import Redactor
+    from runbook.termsafe import printable
     from steps.credentials.discover import discover
     from steps.credentials.output import RENDERERS
 
     paths = list(args.paths) or [Path(".")]
     for path in paths:
         if not path.exists():
-            print(f"runbook: {path}: no such file or directory", file=sys.stderr)
+            print(f"runbook: {printable(path)}: no such file or directory", file=sys.stderr)
             return USAGE
     env = dict(os.environ)
     home = Path(env.get("HOME") or Path.home())
     found = discover(
-        targets=[p.resolve() for p in paths],
+        targets=[Path(os.path.abspath(p)) for p in paths],  # a link is named as given
         home=home if args.host else None,
         env=env if args.host else None,
         vault=_vault(env) if args.host else None,
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         redactor.add_secret(value)
     sys.stdout.write(redactor.text(RENDERERS[args.format](found, home)))
     for where, message in found.problems:
-        print(redactor.text(f"runbook: {where}: {message}"), file=sys.stderr)
+        print(redactor.text(f"runbook: {printable(where)}: {printable(message)}"), file=sys.stderr)
     return OK
 
 

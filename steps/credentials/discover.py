@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,18 @@ def _sort(path: Path, files: ProjectFiles) -> bool:
     return True
 
 
+def _irregular(entry: os.DirEntry[str]) -> str:
+    """What a directory entry that is neither a directory, a regular file nor a symlink is."""
+    mode = entry.stat(follow_symlinks=False).st_mode
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"))
+    kind = next((name for test, name in kinds if test(mode)), "a device")
+    return f"is {kind}, not a regular file"
+
+
 def walk_targets(targets: Sequence[Path], collector: Collector) -> ProjectFiles:
-    """`.env*`, `.npmrc` and `.yarnrc.yml` under each target; never follows a symlink."""
+    """`.env*`, `.npmrc` and `.yarnrc.yml` under each target. A symlink inside a target is never
+    followed (a repository could point one anywhere); one named on the command line is. A FIFO or
+    device with such a name is a problem, never opened."""
     files = ProjectFiles()
     stack = [str(t) for t in reversed(targets)]
     seen: set[tuple[int, int]] = set()
@@ -106,6 +117,9 @@ def walk_targets(targets: Sequence[Path], collector: Collector) -> ProjectFiles:
                         subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     _sort(Path(entry.path), files)
+                elif not entry.is_symlink() and _sort(Path(entry.path), ProjectFiles()):
+                    # a FIFO or device named like a credential file: never opened, but said
+                    collector.problem(entry.path, f"cannot read: {_irregular(entry)}")
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
@@ -152,7 +166,7 @@ def discover(
         from_env(env, collector, npm)
     if vault is not None:
         _from_vault(vault, collector)
-    return collector.discovery
+    return collector.result()
 
 
 def _host_tools(home: Path, env: dict[str, str], collector: Collector) -> None:

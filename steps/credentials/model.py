@@ -80,6 +80,9 @@ class Credential:
     # each lives, so a rotation can rewrite them in place
     companions: dict[str, str] = field(default_factory=dict, repr=False)
     companion_locations: dict[str, Location] = field(default_factory=dict)
+    # what went wrong reading the file(s) it was found in: lines skipped as not UTF-8 or too
+    # long. The credential was still found, but the file may hold more than was listed.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:
@@ -104,6 +107,7 @@ class Credential:
             "rotation": self.rotation,
             "revoke_at": self.revoke_at,
             "detail": dict(self.detail),
+            "notes": list(self.notes),
         }
 
 

@@ -38,7 +38,7 @@ from steps.credentials.npm_registry import (
     find_token,
     nerf_dart,
 )
-from steps.credentials.persist import Replacement, read_text
+from steps.credentials.persist import NotText, Replacement, read_text
 from steps.credentials.rewrite import CannotRewrite, FileEdit, apply_edits, preflight, undo_edits
 from steps.credentials.vault import StoredEntry, Vault, service_for
 from steps.manual import ask
@@ -729,7 +729,7 @@ def network_settings(env: Mapping[str, str], home: Path) -> list[str]:
     userconfig = Path(configured) if configured else home / ".npmrc"
     try:
         text = read_text(userconfig)
-    except (OSError, UnicodeDecodeError):
+    except (OSError, NotText):
         return []
     lines = []
     for line in text.splitlines():

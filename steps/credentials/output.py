@@ -4,15 +4,18 @@ Only `Credential.public()` data is used: redacted values, never the secrets."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runbook.termsafe import printable
 from steps.credentials.model import Discovery
 
 SCHEMA = "runbook.secrets/v1"
 AUTOMATIC = ("aws", "npm")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def counts(discovery: Discovery) -> dict[str, int]:
@@ -55,21 +58,27 @@ def public(discovery: Discovery, home: Path | None = None) -> dict[str, Any]:
 
 
 def render_json(discovery: Discovery, home: Path | None = None) -> str:
-    return json.dumps(public(discovery, home), indent=2, ensure_ascii=False) + "\n"
+    """JSON, UTF-8 as is; a lone surrogate (a file name that is not UTF-8) is written as its
+    `\\udcXX` escape, so the text can always be encoded."""
+    text = json.dumps(public(discovery, home), indent=2, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def render_table(discovery: Discovery, home: Path | None = None) -> str:
-    """TYPE, WHERE, REDACTED, ROTATION columns, then the summary line."""
-    rows = [("TYPE", "WHERE", "REDACTED", "ROTATION")]
-    rows += [
-        (c.type, c.location.display(home), c.redacted, c.rotation) for c in discovery.credentials
-    ]
+    """TYPE, WHERE, REDACTED, ROTATION columns, each credential's notes under its row, then
+    the summary line. Text from files and paths is shown escaped (`termsafe.printable`)."""
+    rows = [["TYPE", "WHERE", "REDACTED", "ROTATION"]]
+    notes: list[list[str]] = [[]]
+    for c in discovery.credentials:
+        cells = (c.type, c.location.display(home), c.redacted, c.rotation)
+        rows.append([printable(cell) for cell in cells])
+        notes.append([printable(note) for note in c.notes])
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-        + f"  {row[3]}"
-        for row in rows
-    ]
+    lines = []
+    for row, below in zip(rows, notes, strict=True):
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        lines.append(f"{cells}  {row[3]}")
+        lines += [f"    note: the file {note}" for note in below]
     if len(rows) == 1:
         lines = []
     lines.append(summary(discovery))

@@ -6,6 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runbook.safeio import MiB, read_regular
+
+# a file rewritten in place is held in memory whole: bigger ones are rotated by hand
+REWRITE_LIMIT = 64 * MiB
+
 
 class ValueMoved(Exception):
     """The line no longer holds the value it was expected to hold (the file changed)."""
@@ -37,7 +42,18 @@ def replace_values(text: str, replacements: Sequence[Replacement], *, where: str
     return "".join(lines)
 
 
+class NotText(ValueError):
+    """A credential file holds bytes that are not UTF-8 text: it is never rewritten, since
+    `Effects.write_secret_file` writes text and those bytes would not survive."""
+
+
 def read_text(path: Path) -> str:
-    """Read a credential file exactly as stored (no newline translation)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        return handle.read()
+    """Read a credential file exactly as stored (no newline translation): a regular file (a
+    symlink is followed) of at most `REWRITE_LIMIT` bytes, all of it UTF-8 text. Raises OSError
+    (`ReadRefused` for a FIFO, a device, a file too big) or NotText, naming the first bad line."""
+    data = read_regular(path, limit=REWRITE_LIMIT, follow_symlinks=True)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NotText(f"{path}:{line}: holds bytes that are not UTF-8 text") from None

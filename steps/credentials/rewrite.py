@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.effects import EffectError, Effects
-from steps.credentials.persist import Replacement, ValueMoved, read_text, replace_values
+from steps.credentials.persist import (
+    NotText,
+    Replacement,
+    ValueMoved,
+    read_text,
+    replace_values,
+)
 
 
 class CannotRewrite(Exception):
@@ -34,7 +40,7 @@ class FileEdit:
 
     def rewritten(self) -> str:
         """The file's text with the replacements applied; raises ValueMoved, OSError or
-        UnicodeDecodeError (none of which quotes a value)."""
+        NotText (none of which quotes a value)."""
         return replace_values(read_text(self.path), self.replacements, where=str(self.path))
 
 
@@ -52,8 +58,12 @@ def preflight(edits: Iterable[FileEdit]) -> None:
             edit.rewritten()
         except ValueMoved as exc:
             raise CannotRewrite(str(exc)) from None
-        except UnicodeDecodeError:
-            raise CannotRewrite(f"{path}: not UTF-8 text any more") from None
+        except NotText as exc:
+            raise CannotRewrite(
+                f"{exc}; runbook rewrites a credential file only when every other byte of it "
+                "stays as it is: remove those bytes (or move the credential to a clean file) "
+                "and rerun, or rotate this credential by hand"
+            ) from None
         except OSError as exc:
             raise CannotRewrite(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -81,6 +91,6 @@ def undo_edits(effects: Effects, done: Iterable[FileEdit], *, reason: str) -> li
             effects.with_files([back.path], reason="rollback").write_secret_file(
                 back.path, text, reason=reason
             )
-        except (ValueMoved, OSError, UnicodeDecodeError, EffectError) as exc:
+        except (ValueMoved, OSError, NotText, EffectError) as exc:
             problems.append(f"{back.path} still holds the new value ({exc})")
     return problems

@@ -1,4 +1,9 @@
-"""Which package manager a project uses: its `packageManager` field, else its lockfile."""
+"""Which package manager a project uses: its `packageManager` field, else its lockfile.
+
+Both files are read through `runbook.safeio`: a FIFO or device named like one never blocks; an
+unreadable `package.json` counts as having no `packageManager` field (the step that edits it
+reports it), an unreadable `yarn.lock` as yarn 1.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from runbook.safeio import MANIFEST_LIMIT, open_regular, read_regular
 
 Manager = Literal["npm", "yarn1", "berry", "pnpm", "bun"]
 LOCKFILES: dict[str, Manager] = {
@@ -27,7 +34,8 @@ class Detected:
 
 def _yarn_flavour(lockfile: Path) -> Manager:
     try:
-        head = lockfile.read_bytes()[:4096]
+        with open_regular(lockfile) as handle:
+            head = handle.read(4096)
     except OSError:
         return "yarn1"
     return "berry" if b"__metadata:" in head else "yarn1"
@@ -39,7 +47,7 @@ def detect_manager(project: Path) -> Detected:
         (project / name for name in (*LOCKFILES, "yarn.lock") if (project / name).is_file()), None
     )
     try:
-        manifest = json.loads((project / "package.json").read_bytes())
+        manifest = json.loads(read_regular(project / "package.json", limit=MANIFEST_LIMIT))
     except (OSError, ValueError):
         manifest = {}
     field = manifest.get("packageManager") if isinstance(manifest, dict) else None

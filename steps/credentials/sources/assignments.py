@@ -31,6 +31,15 @@ class Assignment:
     location: Location
 
 
+AWS_SUFFIXES = ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN")
+
+
+def relevant(a: Assignment, npm: NpmContext) -> bool:
+    """Whether `judge` may report `a` or pair it with another: an AWS name, or a credential on
+    its own. The rest can be dropped before judging (a huge file then costs no memory)."""
+    return a.name.upper().endswith(AWS_SUFFIXES) or _one(a, npm) is not None
+
+
 def judge(
     assignments: Sequence[Assignment], collector: Collector, npm: NpmContext, *, origin: str
 ) -> None:

@@ -20,6 +20,7 @@ PROFILE_SETTINGS = (
     ("credential_process", "credential_process"),
     ("web_identity_token_file", "web_identity"),
 )
+SETTINGS = frozenset({KEY_ID, SECRET, SESSION, "sso_start_url", *(s for s, _ in PROFILE_SETTINGS)})
 
 
 def aws_files(home: Path, env: dict[str, str]) -> list[tuple[Path, str]]:
@@ -83,13 +84,20 @@ def _profile_name(section: str, kind: str) -> str | None:
     return None
 
 
+def _wanted(section: str | None, key: str) -> bool:
+    """The settings discovery looks at; the rest of a (possibly huge) file is not kept."""
+    return key in SETTINGS
+
+
 def scan_aws_file(path: Path, kind: str, collector: Collector, home: Path | None) -> None:
-    text = collector.read(path)
-    if text is None:
+    lines = collector.lines(path)
+    if lines is None:
         return
-    ini = parse_ini(text, lower_keys=True)
-    for line, message in ini.errors:
+
+    def malformed(line: int, message: str) -> None:
         collector.problem(path, f"malformed AWS {kind} file: {message}", line)
+
+    ini = parse_ini(lines, lower_keys=True, keep=_wanted, on_error=malformed)
     for line, message in _orphans(ini):
         collector.problem(path, message, line)
     sso_urls = {

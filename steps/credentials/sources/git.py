@@ -27,10 +27,10 @@ def scan(home: Path, env: dict[str, str], collector: Collector) -> None:
 
 
 def scan_file(path: Path, collector: Collector) -> None:
-    text = collector.read(path)
-    if text is None:
+    lines = collector.lines(path)
+    if lines is None:
         return
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -114,12 +114,21 @@ def _url_password(
     )
 
 
+def _wanted(section: str | None, key: str) -> bool:
+    """The npmrc settings discovery looks at: registries and auth."""
+    return _is_registry(key) or key.rpartition(":")[2] in TOKEN_KEYS + BASIC_KEYS
+
+
+def read_npmrc(path: Path, collector: Collector) -> IniFile | None:
+    lines = collector.lines(path)
+    return parse_ini(lines, keep=_wanted) if lines is not None else None
+
+
 def read_user_registries(path: Path, collector: Collector, ctx: NpmContext) -> IniFile | None:
     """Learn the user npmrc's registries (schemes by host, the default registry)."""
-    text = collector.read(path)
-    if text is None:
+    ini = read_npmrc(path, collector)
+    if ini is None:
         return None
-    ini = parse_ini(text)
     ctx.user_schemes = _schemes(ini)
     ctx.default_registry = _own_registry(ini) or NPMJS
     return ini
@@ -130,10 +139,9 @@ def scan_npmrc(
 ) -> None:
     """Tokens and basic-auth settings of one npmrc; `${VAR}` values become references."""
     if ini is None:
-        text = collector.read(path)
-        if text is None:
+        ini = read_npmrc(path, collector)
+        if ini is None:
             return
-        ini = parse_ini(text)
     schemes = _schemes(ini)
     default = _own_registry(ini) or ctx.default_registry
     for entry in ini.entries:

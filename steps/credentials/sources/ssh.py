@@ -9,9 +9,11 @@ import binascii
 import hashlib
 import os
 import re
+import stat
 import struct
 from pathlib import Path
 
+from runbook.safeio import ReadRefused, open_regular, read_regular
 from steps.credentials.model import Credential, Location
 from steps.credentials.sources import revoke
 from steps.credentials.sources.common import Collector
@@ -25,6 +27,8 @@ MAX_KEY_BYTES = 256 * 1024
 
 
 def scan(home: Path, collector: Collector) -> None:
+    """Every key-shaped file in ~/.ssh. A symlink is followed (dotfile managers link keys); a
+    socket (ssh's ControlMaster) is passed over; a FIFO or device is a problem, never read."""
     folder = home / ".ssh"
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -34,19 +38,30 @@ def scan(home: Path, collector: Collector) -> None:
         collector.problem(folder, f"cannot read: {(exc.strerror or str(exc)).lower()}")
         return
     for entry in entries:
+        if entry.name.endswith(".pub"):
+            continue
         try:
-            if not entry.is_file(follow_symlinks=False) or entry.name.endswith(".pub"):
-                continue
-            if entry.stat(follow_symlinks=False).st_size > MAX_KEY_BYTES:
-                continue
-            with open(entry.path, "rb") as handle:
+            mode = os.stat(entry.path).st_mode  # the link's target, for a symlink
+        except OSError:
+            continue  # a symlink to nothing, or gone meanwhile
+        if stat.S_ISDIR(mode) or stat.S_ISSOCK(mode):
+            continue
+        try:
+            with open_regular(entry.path, follow_symlinks=True) as handle:
                 head = handle.read(64).lstrip()
+                size = os.fstat(handle.fileno()).st_size
+        except ReadRefused as exc:
+            collector.problem(entry.path, f"cannot read: {exc.reason}")
+            continue
         except OSError as exc:
             collector.problem(entry.path, f"cannot read: {(exc.strerror or str(exc)).lower()}")
             continue
         if not head.startswith(b"-----BEGIN ") or b"PRIVATE KEY-----" not in head:
             continue
         path = Path(entry.path)
+        if size > MAX_KEY_BYTES:
+            collector.problem(path, f"a private key file of {size} bytes: too big, not read")
+            continue
         if collector.first_visit(path):
             scan_key(path, collector)
 
@@ -128,7 +143,8 @@ def _openssh(body: str) -> tuple[str, bytes] | None:
 
 def _public_blob(path: Path) -> bytes | None:
     try:
-        fields = path.read_text(encoding="utf-8").split()
+        text = read_regular(path, limit=MAX_KEY_BYTES, follow_symlinks=True).decode("utf-8")
+        fields = text.split()
         return base64.b64decode(fields[1]) if len(fields) >= 2 else None
     except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
         return None
