@@ -43,7 +43,7 @@ demo: $(STAMP)
 
 # Re-pin every dependency (needs pip-tools; not part of the normal set-up).
 lock:
-	pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras -o requirements.lock pyproject.toml
+	pip-compile --quiet --extra dev --extra fleet --extra exercise --generate-hashes --allow-unsafe --strip-extras -o requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -64,6 +64,15 @@ def _parser(plugins: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="also list IAM users whose keys were used in the exposure window (needs IAM read)",
     )
+    from runbook.runargs import git_author
+
+    commit = run.add_argument_group("commit step")
+    commit.add_argument(
+        "--git-author",
+        type=git_author,
+        metavar='"NAME <EMAIL>"',
+        help="author and committer of the commit step, when git has no identity here",
+    )
 
     validate = sub.add_parser("validate", help="check playbook files; exit 1 if any is invalid")
     validate.add_argument("files", nargs="+")
@@ -87,13 +96,39 @@ def _parser(plugins: bool = True) -> argparse.ArgumentParser:
     note.add_argument("text")
     note.add_argument("--operator", help="name recorded with the note (default: $USER)")
 
-    undo = sub.add_parser("undo", help="restore every file a run changed from its backups")
+    undo = sub.add_parser(
+        "undo",
+        help="restore every file a run changed from its backups",
+        description=(
+            "Restore every file a run changed, from the run's own backups. A journal's hash "
+            "chain has no key (whoever can edit it can recompute it), so undo takes its bounds "
+            "from the command line: --target names the directory the run changed (every target "
+            "the journal records must be that directory, and nothing outside it is written or "
+            "removed), and --head, the head hash printed at the end of the run, pins the "
+            "journal down (only the changes journaled up to it are undone)."
+        ),
+    )
     undo.add_argument("journal", type=Path)
+    undo.add_argument(
+        "--target",
+        type=Path,
+        metavar="DIR",
+        help="the directory the run changed (required, except with --dry-run)",
+    )
+    undo.add_argument(
+        "--head",
+        metavar="HASH",
+        help="the head hash printed at the end of the run (recommended): the journal must hold "
+        "it, and only changes up to it are undone",
+    )
     undo.add_argument(
         "--force", action="store_true", help="also overwrite files edited since the run"
     )
     undo.add_argument(
-        "--dry-run", action="store_true", help="show what would be done; change nothing"
+        "--dry-run",
+        action="store_true",
+        help="show what would be done; change nothing (without --target: shows the journal's "
+        "target, unchecked)",
     )
     undo.add_argument("--operator", help="name recorded with the undo (default: $USER)")
 
@@ -119,7 +154,9 @@ def _err(message: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Names, ids and problems quote the files: shown with control characters escaped."""
     from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.termsafe import printable
 
     status = EXIT_OK
     for ref in args.files:
@@ -127,16 +164,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             path = resolve_playbook(ref)
             loaded = load_playbook(path, display=ref if Path(ref).exists() else str(path))
         except FileNotFoundError as exc:
-            _err(str(exc))
+            _err(printable(exc))
             status = EXIT_FAILED
             continue
         except PlaybookInvalid as exc:
             for problem in exc.problems:
-                print(problem, file=sys.stderr)
+                print(printable(problem), file=sys.stderr)
             status = EXIT_FAILED
             continue
         steps = len(loaded.playbook.steps)
-        print(f"{ref}: ok ({loaded.playbook.id} v{loaded.playbook.version}, {steps} steps)")
+        about = f"{loaded.playbook.id} v{loaded.playbook.version}, {steps} steps"
+        print(printable(f"{ref}: ok ({about})"))
     return status
 
 
@@ -149,38 +187,46 @@ def cmd_schema(_: argparse.Namespace) -> int:
 
 def cmd_list(_: argparse.Namespace) -> int:
     from runbook.playbook import PlaybookInvalid, bundled_playbooks, load_playbook
+    from runbook.termsafe import printable
 
     for pid, path in bundled_playbooks().items():
         try:
             title = load_playbook(path).playbook.title
         except PlaybookInvalid:
             title = "(invalid)"
-        print(f"{pid}\t{title}")
+        print(f"{printable(pid)}\t{printable(title)}")
     return EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """The journal's path and the reason quote journal text: shown escaped."""
     from runbook.journal import verify
+    from runbook.termsafe import printable
 
     try:
         result = verify(args.journal, args.head)
     except OSError as exc:
-        _err(f"cannot read {args.journal}: {exc.strerror or exc}")
+        _err(printable(f"cannot read {args.journal}: {exc.strerror or exc}"))
         return EXIT_USAGE
     if result.ok:
-        print(f"{args.journal}: {result}")
+        print(printable(f"{args.journal}: {result}"))
         return EXIT_OK
-    print(f"{args.journal}:{result.bad_line}: chain broken: {result.reason}")
+    print(printable(f"{args.journal}:{result.bad_line}: chain broken: {result.reason}"))
     return EXIT_FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from runbook.journal import MalformedEntry
     from runbook.report import render
+    from runbook.termsafe import printable
 
     try:
         text = render(args.journal, args.format)
     except OSError as exc:
-        _err(f"cannot read {args.journal}: {exc.strerror or exc}")
+        _err(printable(f"cannot read {args.journal}: {exc.strerror or exc}"))
+        return EXIT_USAGE
+    except MalformedEntry as exc:
+        _err(printable(f"{args.journal}: {exc}"))
         return EXIT_USAGE
     if args.output:
         args.output.write_text(text, encoding="utf-8")
@@ -210,25 +256,46 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from runbook.journal import Journal, JournalError
+    from runbook.journal import Journal, JournalError, MalformedEntry
     from runbook.redact import Redactor
     from runbook.runner import operator_name
+    from runbook.safeio import is_regular
+    from runbook.termsafe import printable
     from runbook.undo import preview, render, undo
 
-    if not args.journal.is_file():
-        _err(f"no journal at {args.journal}")
+    if not args.journal.exists():
+        _err(printable(f"no journal at {args.journal}"))
+        return EXIT_USAGE
+    if not is_regular(args.journal, follow_symlinks=True):
+        _err(printable(f"cannot read {args.journal}: not a regular file"))
+        return EXIT_USAGE
+    if args.target is None and not args.dry_run:
+        _err(
+            "undo needs --target DIR, the directory the run changed: the journal's own target "
+            "is not trusted (add --head HASH, the head the run printed, to pin the journal)"
+        )
         return EXIT_USAGE
     try:
         if args.dry_run:
-            report = preview(args.journal, force=args.force)
+            report = preview(args.journal, target=args.target, head=args.head, force=args.force)
         else:
             with Journal(args.journal, Redactor()) as journal:
                 report = undo(
-                    journal, force=args.force, by=args.operator or operator_name(os.environ)
+                    journal,
+                    target=args.target,
+                    head=args.head,
+                    force=args.force,
+                    by=args.operator or operator_name(os.environ),
                 )
+    except MalformedEntry as exc:
+        _err(printable(f"{args.journal}: {exc}"))
+        return EXIT_USAGE
     except JournalError as exc:
-        _err(str(exc))
+        _err(printable(exc))
         return EXIT_FAILED
+    except OSError as exc:
+        _err(printable(f"cannot read {args.journal}: {exc.strerror or exc}"))
+        return EXIT_USAGE
     for line in render(report):
         print(line)
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -68,6 +68,7 @@ def sandbox_env(sandbox: Path) -> dict[str, str]:
         "https_proxy": CLOSED,
         "http_proxy": CLOSED,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        "RUNBOOK_NO_DNS": "1",  # the indicator domains are not looked up either
         "HOME": str(home),
         "XDG_STATE_HOME": str(home / ".local" / "state"),
         "XDG_CONFIG_HOME": str(home / ".config"),

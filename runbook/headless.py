@@ -1,4 +1,10 @@
-"""`runbook run` without the TUI: one line per step (or JSON lines), for CI, scripts and fleets."""
+"""`runbook run` without the TUI: one line per step (or JSON lines), for CI, scripts and fleets.
+
+Exit codes: 0 completed; 1 a step failed, findings remain, or the run stopped; 2 usage error or a
+confirmation nobody could give; 3 completed without failures, but a step could not check
+everything (it reported `unchecked`); 130 interrupted. Text lines escape control characters (step
+summaries quote paths from the target); JSON lines are escaped by JSON itself.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from pathlib import Path
 from runbook.exitcodes import FAILED as EXIT_FAILED
 from runbook.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from runbook.exitcodes import OK as EXIT_OK
+from runbook.exitcodes import UNCHECKED as EXIT_UNCHECKED
 from runbook.exitcodes import USAGE as EXIT_USAGE
 from runbook.journal import Journal, JournalError
 from runbook.models import StepSpec
@@ -22,12 +29,13 @@ from runbook.runargs import parse_skips, run_options
 from runbook.runner import Runner, operator_name
 from runbook.runs import choose_journal
 from runbook.runstate import StepState
+from runbook.termsafe import printable
 
 LABEL = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "outstanding": "open"}
 
 
 def _err(message: str) -> None:
-    print(f"runbook: {message}", file=sys.stderr)
+    print(f"runbook: {printable(message)}", file=sys.stderr)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -54,7 +62,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except PlaybookInvalid as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
         _err(str(exc))
@@ -115,12 +123,17 @@ def run_headless(args: argparse.Namespace) -> int:
         summary.journal,
         summary.reason,
         outstanding=summary.outstanding,
+        unchecked=summary.unchecked,
     )
     if summary.needs_confirmation:
         return EXIT_USAGE
     if summary.outcome != "completed" or summary.failed or summary.findings_remain:
         return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_UNCHECKED if summary.unchecked else EXIT_OK
+
+
+def _unchecked(count: int) -> str:
+    return f"{count} thing{'s' if count != 1 else ''} could not be checked"
 
 
 class TextEmitter:
@@ -129,13 +142,13 @@ class TextEmitter:
     def start(self, playbook: str, target: Path, mode: str, journal: Path, resumed: bool) -> None:
         verb = "resuming" if resumed else "running"
         banner = "DRY RUN: nothing will be changed" if mode == "dry-run" else "LIVE"
-        print(f"{verb} {playbook} on {target} [{banner}]", flush=True)
+        print(f"{verb} {printable(playbook)} on {printable(target)} [{banner}]", flush=True)
 
     def step(self, step: StepSpec, state: StepState) -> None:
         label = LABEL.get(state.status, state.status)
         took = f" ({state.duration:.1f}s)" if state.duration else ""
-        summary = f"  {state.summary}" if state.summary else ""
-        print(f"  {label:<8} {step.id:<28}{summary}{took}", flush=True)
+        summary = f"  {printable(state.summary)}" if state.summary else ""
+        print(f"  {label:<8} {printable(step.id):<28}{summary}{took}", flush=True)
 
     def end(
         self,
@@ -144,11 +157,15 @@ class TextEmitter:
         journal: Path,
         reason: str = "",
         outstanding: list[str] | None = None,
+        unchecked: int = 0,
     ) -> None:
-        print(f"run {outcome}" + (f": {reason}" if reason else ""))
+        said = [reason] if reason else []
+        if unchecked:
+            said.append(_unchecked(unchecked))
+        print(f"run {outcome}" + (f": {printable('; '.join(said))}" if said else ""))
         if outstanding:
-            print(f"outstanding manual steps: {', '.join(outstanding)}")
-        print(f"journal: {journal}")
+            print(f"outstanding manual steps: {printable(', '.join(outstanding))}")
+        print(f"journal: {printable(journal)}")
         print(f"head: {head}", flush=True)
 
 
@@ -186,6 +203,7 @@ class JsonEmitter:
         journal: Path,
         reason: str = "",
         outstanding: list[str] | None = None,
+        unchecked: int = 0,
     ) -> None:
         self._line(
             event="end",
@@ -194,4 +212,5 @@ class JsonEmitter:
             head=head,
             journal=str(journal),
             outstanding=outstanding or [],
+            unchecked=unchecked,
         )

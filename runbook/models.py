@@ -49,6 +49,30 @@ def _exact_semver(version: str) -> str:
 ExactVersion = Annotated[str, AfterValidator(_exact_semver)]
 
 
+def _target_relative(path: str) -> str:
+    """A path that names a place inside the target: relative, no `~`, no `..` component."""
+    if not path:
+        raise ValueError("must not be empty (use '.' for the target itself)")
+    if "\x00" in path:
+        raise ValueError("contains a NUL character")
+    if path.startswith("~"):
+        raise ValueError(f"{path!r} starts with '~'; give a path relative to the target")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        raise ValueError(f"{path!r} is an absolute path; give a path relative to the target")
+    if ".." in re.split(r"[/\\]", path):
+        raise ValueError(f"{path!r} goes up with '..'; a path must stay inside the target")
+    return path
+
+
+TargetRelativePath = Annotated[
+    str,
+    AfterValidator(_target_relative),
+    Field(
+        description="A path relative to the target that stays inside it: not absolute, no '~', no '..'."
+    ),
+]
+
+
 def _one_or_list(schema: dict[str, Any]) -> None:
     """JSON Schema for a field that also takes one item where it takes a list (`when: {...}`)."""
     arrays = [alt for alt in schema.get("anyOf", []) if alt.get("type") == "array"]
@@ -88,6 +112,11 @@ class AffectedPackage(Strict):
     name: str = Field(min_length=1)
     ecosystem: Literal["npm"] = "npm"
     bad_versions: list[ExactVersion] = Field(default_factory=list)
+    bad_ranges: list[str] = Field(
+        default_factory=list,
+        description="node-semver ranges of bad versions, e.g. '>=4.1.1 <=4.1.2' (from an "
+        "advisory's ranges; versions the registry no longer lists are caught too).",
+    )
     any_version: bool = False
     safe_pins: dict[str, ExactVersion] = Field(
         default_factory=dict,
@@ -116,10 +145,25 @@ class AffectedPackage(Strict):
                 raise _error_at("safe_pins", (line,), message, version)
         return value
 
+    @field_validator("bad_ranges")
+    @classmethod
+    def _ranges(cls, value: list[str]) -> list[str]:
+        import nodesemver  # only playbooks with ranges need it
+
+        for index, text in enumerate(value):
+            normal = nodesemver.valid_range(text, loose=False)
+            if normal is None:
+                message = f"{text!r} is not a node-semver range (like '>=4.1.1 <=4.1.2')"
+                raise _error_at("bad_ranges", (index,), message, text)
+            if normal in ("*", ">=0.0.0", ">=0.0.0-0"):
+                message = f"{text!r} matches every version: set any_version: true instead"
+                raise _error_at("bad_ranges", (index,), message, text)
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> AffectedPackage:
-        if not self.bad_versions and not self.any_version:
-            raise ValueError("list bad_versions or set any_version: true")
+        if not self.bad_versions and not self.bad_ranges and not self.any_version:
+            raise ValueError("list bad_versions or bad_ranges, or set any_version: true")
         for version in self.bad_versions:
             if version in self.safe_pins.values():
                 raise ValueError(f"{version} is listed both as bad and as a safe pin")
@@ -145,11 +189,103 @@ class HostArtifacts(Strict):
     windows: list[HostArtifact] = Field(default_factory=list)
 
 
+OsName = Literal["macos", "linux", "windows"]
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
+
+
+def _ip_address(value: str) -> str:
+    import ipaddress  # only playbooks with network indicators need it
+
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address (like 142.11.206.73 or ::1)") from None
+
+
+def _domain(value: str) -> str:
+    if not _HOSTNAME.match(value):
+        raise ValueError(f"{value!r} is not a domain name (like sfrclak.com: no scheme, no path)")
+    return value.lower().rstrip(".")
+
+
+def _url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a URL: {exc}") from None
+    if not parts.scheme or not parts.hostname:
+        raise ValueError(f"{value!r} is not a URL (like http://sfrclak.com:8000/6202033)")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+DomainName = Annotated[str, AfterValidator(_domain)]
+Url = Annotated[str, AfterValidator(_url)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
 class Network(Strict):
-    domains: list[str] = Field(default_factory=list)
-    ips: list[str] = Field(default_factory=list)
-    urls: list[str] = Field(default_factory=list)
+    """What the malware talks to. `host_sweep` looks for live connections to `ips`, to what
+    `domains` (and the hosts of `urls`) resolve to now, and to `ports`."""
+
+    domains: list[DomainName] = Field(default_factory=list)
+    ips: list[IpAddress] = Field(default_factory=list)
+    ports: list[Port] = Field(
+        default_factory=list,
+        description="TCP/UDP ports of the C2 (the ports of `urls` count too).",
+    )
+    urls: list[Url] = Field(default_factory=list)
     user_agents: list[str] = Field(default_factory=list)
+
+
+class ProcessIndicator(Strict):
+    """A process the malware runs. Every criterion given must match; give at least one of
+    `name`, `exe` and `cmdline`."""
+
+    os: list[OsName] = Field(
+        default_factory=list, description="Systems it applies to; empty: every system."
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Glob on the process name (case-insensitive), e.g. `com.apple.act.mond`.",
+    )
+    exe: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of the executable (environment variables such as %PROGRAMDATA% "
+        "allowed); matched exactly.",
+    )
+    cmdline: Annotated[str, AfterValidator(_regex)] | None = Field(
+        default=None,
+        description="Regular expression searched in the command line (arguments joined by "
+        "single spaces), e.g. `python3?\\s+/tmp/ld\\.py`.",
+    )
+    same_as: str | None = Field(
+        default=None,
+        description="Only an indicator when the executable is identical to this file (a renamed "
+        "copy of a system binary, as for host files).",
+    )
+    description: str = ""
+    confidence: Confidence = "high"
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> ProcessIndicator:
+        if not (self.name or self.exe or self.cmdline):
+            raise ValueError("a process indicator needs 'name', 'exe' or 'cmdline'")
+        return self
 
 
 class FileHash(Strict):
@@ -166,6 +302,9 @@ class Indicators(Strict):
     )
     host_files: HostArtifacts = Field(default_factory=HostArtifacts)
     network: Network = Field(default_factory=Network)
+    processes: list[ProcessIndicator] = Field(
+        default_factory=list, description="Processes the malware runs (checked by host_sweep)."
+    )
     file_hashes: list[FileHash] = Field(default_factory=list)
 
 

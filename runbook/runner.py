@@ -51,6 +51,7 @@ class RunSummary:
     outstanding: list[str] = field(default_factory=list)
     findings_remain: bool = False
     needs_confirmation: bool = False
+    unchecked: int = 0  # things the steps could not check (`StepState.unchecked`, summed)
 
 
 class RunStopped(Exception):
@@ -377,4 +378,5 @@ class Runner:
             outstanding=[sid for sid, st in states.items() if st.status == "outstanding"],
             findings_remain=any(st.findings_remain for st in states.values()),
             needs_confirmation=needs_confirmation,
+            unchecked=sum(st.unchecked for st in states.values()),
         )

@@ -19,6 +19,9 @@ class StepState:
     attempts: int = 0
     duration: float | None = None
     findings_remain: bool = False
+    # how many things the step could not check: any step kind reports it as `unchecked` (an int)
+    # in its result data; a run that completes with some ends "could not check everything"
+    unchecked: int = 0
 
     def finished(self, spec: StepSpec) -> bool:
         """Finished steps are never run again on resume."""
@@ -46,6 +49,9 @@ def derive(entries: list[dict[str, Any]], steps: list[StepSpec]) -> dict[str, St
             state.summary = data.get("summary", "")
             state.duration = data.get("duration")
             state.findings_remain = bool(data.get("findings_remain"))
+            result = data.get("result")
+            count = result.get("unchecked") if isinstance(result, dict) else None
+            state.unchecked = count if isinstance(count, int) and count > 0 else 0
         elif event == "step_skipped":
             state.status = "skipped"
             state.summary = data.get("reason", "")

@@ -98,7 +98,11 @@ def read_regular(
     is refused, not truncated silently).
     """
     with open_regular(path, follow_symlinks=follow_symlinks, limit=limit) as handle:
-        data = handle.read(limit + 1)
+        # read(n) allocates n bytes up front: size the read from the file, not from the limit
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(min(size + 64 * 1024, limit + 1))
+        if len(data) > size and len(data) <= limit:  # it grew while read: take the rest too
+            data += handle.read(limit + 1 - len(data))
     if len(data) > limit:
         raise ReadRefused(path, f"grew past the {_human(limit)} limit while read", errno.EFBIG)
     return data

@@ -1,4 +1,9 @@
-"""`detect`: the scanner as a playbook step. It only observes, so its plan has no actions."""
+"""`detect`: the scanner as a playbook step. It only observes, so its plan has no actions.
+
+Its result carries the scan's tri-state verdict (`affected`: true, null when something could not
+be checked, false) and `unchecked`, how many files could not be checked: the runner counts that
+key to end a run "completed, N things could not be checked" (exit 3 headless), never "clean".
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from runbook.models import TargetRelativePath
 from runbook.step import (
     Finding,
     Plan,
@@ -17,13 +23,13 @@ from runbook.step import (
     StepResult,
     fingerprint_of,
 )
-from steps.scan import ScanOptions, scan
+from steps.scan import ScanOptions, scan, unchecked, verdict
 
 SEVERITIES = ("compromised", "at-risk", "unknown", "info")
 
 
 class DetectParams(StepParams):
-    paths: list[str] = Field(
+    paths: list[TargetRelativePath] = Field(
         default_factory=lambda: ["."], description="Directories to scan, relative to the target."
     )
     host: bool = Field(
@@ -67,21 +73,33 @@ class DetectStep(StepKind):
         findings = result.findings
         fingerprint = fingerprint_of([f.model_dump() for f in findings])
         notes = [_counts(findings)]
+        missed = unchecked(findings)
+        if missed:
+            notes.append(_not_checked(len(missed)))
         return Plan(findings=findings, fingerprint=fingerprint, notes=notes)
 
     def current_fingerprint(self, ctx: StepContext, plan: Plan) -> str:
         return plan.fingerprint  # applying changes nothing, so what was seen cannot go stale
 
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
-        affected = [f for f in plan.findings if f.severity in ("compromised", "at-risk")]
+        affected = verdict(plan.findings)
+        missed = len(unchecked(plan.findings))
         summary = _counts(plan.findings)
+        if missed:
+            summary += f"; {_not_checked(missed)}"
         if self.params.verify and affected and ctx.dry_run:
             summary += " (dry run: nothing was changed, so nothing is verified)"
         return StepResult(
             "succeeded",
             summary,
             findings_remain=self.params.verify and bool(affected) and not ctx.dry_run,
+            data={"affected": affected, "unchecked": missed},
         )
+
+
+def _not_checked(count: int) -> str:
+    files = f"{count} file{'s' if count != 1 else ''}"
+    return f"could not check {files} (see the unknown findings), so this is not a clean result"
 
 
 def _counts(findings: list[Finding]) -> str:

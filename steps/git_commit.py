@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,31 @@ def _git_env(env: Mapping[str, str]) -> dict[str, str]:
     out = {k: env[k] for k in GIT_ENV if k in env}
     out.update({k: v for k, v in env.items() if k.startswith("GIT_")})
     return out
+
+
+def _split_identity(value: str) -> tuple[str, str]:
+    """`Name <email>` (already checked by `--git-author`) as (name, email)."""
+    name, _, rest = value.rpartition("<")
+    return name.strip(), rest.rstrip().rstrip(">").strip()
+
+
+def identity_problem(repo: git.Repo, env: Mapping[str, str]) -> str | None:
+    """Why git cannot name the author or committer of a commit here (git's own answer, from
+    `git var GIT_AUTHOR_IDENT` / `GIT_COMMITTER_IDENT`), or None when it can."""
+    for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+        try:
+            repo.git.var(var, env=dict(env))
+        except git.GitCommandError as exc:
+            said = str(exc.stderr or exc)
+            fatal = re.search(r"fatal: (.*?)'?\s*$", said, re.MULTILINE)
+            return fatal.group(1).strip() if fatal else said.strip()[-200:] or "no identity"
+    return None
+
+
+IDENTITY_HELP = (
+    'set one with `git config --global user.name "Your Name"` and `git config --global '
+    'user.email you@example.com`, or rerun with `--git-author "Your Name <you@example.com>"`'
+)
 
 
 def _inside_a_repository(where: Path) -> bool:
@@ -229,8 +255,44 @@ class GitCommitStep(StepKind):
             )
         else:
             notes.append("nothing to commit: this run changed no manifest or lockfile here")
-        fingerprint = fingerprint_of(str(seen.root), seen.head, seen.branch, seen.status, branch)
+        identity = self._identity(ctx)
+        if seen.ours:
+            with self._repo(ctx) as repo:
+                problem = identity_problem(repo, {**_git_env(ctx.env), **identity})
+            if problem:
+                message = f"git has no user identity on this machine ({problem}): {IDENTITY_HELP}"
+                if not ctx.dry_run:
+                    raise StepError(f"git_commit: {message}")
+                notes.append(f"a live run would stop here: {message}")
+            elif ctx.options.get("git_author"):
+                notes.append(f"author and committer: {ctx.options['git_author']} (--git-author)")
+        fingerprint = fingerprint_of(
+            str(seen.root), seen.head, seen.branch, seen.status, branch, sorted(identity.items())
+        )
         return Plan(actions=actions, fingerprint=fingerprint, notes=notes)
+
+    def _identity(self, ctx: StepContext) -> dict[str, str]:
+        """GIT_AUTHOR_* / GIT_COMMITTER_* from the playbook; `--git-author` sets both and wins."""
+        params = self.params
+        out = {}
+        for key, value in (
+            ("GIT_AUTHOR_NAME", params.author_name),
+            ("GIT_AUTHOR_EMAIL", params.author_email),
+            ("GIT_COMMITTER_NAME", params.committer_name or params.author_name),
+            ("GIT_COMMITTER_EMAIL", params.committer_email or params.author_email),
+        ):
+            if value:
+                out[key] = value
+        option = ctx.options.get("git_author")
+        if option:
+            name, email = _split_identity(str(option))
+            out.update(
+                GIT_AUTHOR_NAME=name,
+                GIT_AUTHOR_EMAIL=email,
+                GIT_COMMITTER_NAME=name,
+                GIT_COMMITTER_EMAIL=email,
+            )
+        return out
 
     def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
         if not plan.actions:
@@ -239,15 +301,7 @@ class GitCommitStep(StepKind):
         branch, paths = detail["branch"], list(detail["paths"])
         repo = self._repo(ctx)
         message = self.message(ctx, paths)
-        env = _git_env(ctx.env)
-        for key, value in (
-            ("GIT_AUTHOR_NAME", self.params.author_name),
-            ("GIT_AUTHOR_EMAIL", self.params.author_email),
-            ("GIT_COMMITTER_NAME", self.params.committer_name or self.params.author_name),
-            ("GIT_COMMITTER_EMAIL", self.params.committer_email or self.params.author_email),
-        ):
-            if value:
-                env[key] = value
+        env = {**_git_env(ctx.env), **self._identity(ctx)}
 
         def commit() -> str:
             self._switch(repo, branch, env)

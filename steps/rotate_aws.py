@@ -50,6 +50,7 @@ from steps.credentials.discover import discover_for_step
 from steps.credentials.model import Credential
 from steps.credentials.vault import KeyringRefused, Vault, keyring_preflight, service_for
 from steps.manual import ask
+from steps.sweep.verdict import compromised_host
 
 ROLES_CONSOLE = (
     "IAM console > Roles > {role} > Revoke sessions > Revoke active sessions "
@@ -180,6 +181,9 @@ class RotateAwsKeys(StepKind):
             for key in job.keys:
                 ctx.keep_secret(key.key_id)
         out = _Builder(ctx, service, target, self.params)
+        warning = compromised_host(ctx)
+        if warning:
+            out.notes.append(warning)
         if refused:
             out.notes.append(refused)
         for job in jobs:

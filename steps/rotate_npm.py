@@ -61,6 +61,7 @@ from steps.credentials.npm_rotation import (
     env_item,
 )
 from steps.credentials.vault import KeyringRefused, Vault, keyring_preflight, service_for
+from steps.sweep.verdict import compromised_host
 
 
 class RotateNpmTokensParams(StepParams):
@@ -226,6 +227,9 @@ class RotateNpmTokens(StepKind):
         plan = self._describe(ctx, groups, fingerprint_of(self.name, seen))
         if refused:
             plan.notes.insert(0, refused)
+        warning = compromised_host(ctx)
+        if warning:
+            plan.notes.insert(0, warning)
         return _Observed(groups, vault, plan)
 
     def _describe(self, ctx: StepContext, groups: list[TokenGroup], fingerprint: str) -> Plan:

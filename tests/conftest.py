@@ -16,6 +16,10 @@ EXAMPLE = ROOT / "examples" / "axios-compromised"
 BUNDLED = ROOT / "playbooks" / "axios-2026-03.yaml"
 RUNBOOK = Path(sys.executable).with_name("runbook")
 
+# No test looks up a real domain (the playbook's C2 indicators): every runbook run, in process or
+# as a subprocess, inherits this. A test that needs resolution removes it and uses `localhost`.
+os.environ["RUNBOOK_NO_DNS"] = "1"
+
 
 @pytest.fixture
 def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

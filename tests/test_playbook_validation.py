@@ -119,6 +119,34 @@ EXPECTED: dict[str, list[str]] = {
         "13:14: steps[0].confirm: expected 'never', 'destructive' or 'always', got 'sometimes'",
         "18:24: steps[1].continue_on_error: expected true or false, got 'maybe'",
     ],
+    # aliases are refused before anything is expanded (nested ones are a "billion laughs")
+    "alias_reused_step.yaml": [
+        "11:5: YAML alias '*check' is not allowed (aliases can expand without limit);"
+        " write the value out in full",
+    ],
+    "alias_self_reference.yaml": [
+        "7:20: YAML alias '*loop' is not allowed (aliases can expand without limit);"
+        " write the value out in full",
+    ],
+    # values PyYAML parses but cannot build (a ValueError inside PyYAML before)
+    "integer_too_long.yaml": [
+        "3:10: version: number with 5000 digits is too long (at most 4300; quote it for text)",
+    ],
+    "date_year_zero.yaml": [
+        "6:19: incident.window.start: invalid date '0000-01-01': year 0 is out of range",
+    ],
+    "paths_outside_target.yaml": [
+        "14:32: steps[0].with.paths[2]: '../..' goes up with '..'; a path must stay inside"
+        " the target",
+        "14:39: steps[0].with.paths[3]: '/etc' is an absolute path; give a path relative to"
+        " the target",
+        "14:45: steps[0].with.paths[4]: '~/.ssh' starts with '~'; give a path relative to"
+        " the target",
+        "14:53: steps[0].with.paths[5]: 'packages/../../x' goes up with '..'; a path must stay"
+        " inside the target",
+        "18:20: steps[1].with.paths[0]: '/root' is an absolute path; give a path relative to"
+        " the target",
+    ],
 }
 
 
@@ -199,6 +227,9 @@ def test_bundled_steps_are_the_remediation_sequence(axios: Playbook) -> None:
         "rotate-npm-tokens": "rotate_npm_tokens",
         "rotate-other-credentials": "credential_checklist",
         "commit-fix": "git_commit",
+        "check-host": "host_sweep",
+        "verify": "verify",
+        "harden": "harden",
     }
     # deleting cloud keys and revoking tokens cannot be undone: the step id is typed to agree
     typed = {"rotate-aws-keys", "rotate-npm-tokens"}

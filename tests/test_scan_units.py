@@ -324,3 +324,85 @@ def test_table_groups_by_severity(tmp_path):
     text = to_table(result_with_everything(tmp_path))
     assert text.index("COMPROMISED") < text.index("AT RISK")
     assert text.rstrip().endswith("AFFECTED: 1 compromised, 1 at-risk")
+
+
+# --- malformed, oddly encoded and hostile manifests ---------------------------------------------
+
+
+def manifest_bytes_findings(tmp_path: Path, data: bytes) -> list:
+    path = tmp_path / "package.json"
+    path.write_bytes(data)
+    return list(scan_manifest(path, data, BAD))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ('{\n  "name": "x",\n  "dependencies": ["axios"]\n}\n', 3, "'dependencies' is a list"),
+        ('{\n  "devDependencies": "axios@^1.14.0"\n}\n', 2, "'devDependencies' is a string"),
+        ('{\n  "resolutions": [["axios", "1.14.1"]]\n}\n', 2, "'resolutions' is a list"),
+        ('{\n  "pnpm": {\n    "overrides": 5\n  },\n  "x": "axios"\n}\n', 3, "is a number"),
+        ('{\n  "dependencies": {\n    "axios": 1.14\n  }\n}\n', 3, "spec of axios is a number"),
+        ('{\n  "overrides": {\n    "axios": {".": null}\n  }\n}\n', 3, "spec of axios is null"),
+    ],
+)
+def test_malformed_manifest_is_unknown_with_its_line(tmp_path, text, line, reason):
+    [finding] = manifest_bytes_findings(tmp_path, text.encode())
+    assert (finding.severity, finding.line) == ("unknown", line)
+    assert reason in finding.message
+
+
+def test_malformed_spec_of_another_package_is_not_a_finding(tmp_path):
+    assert manifest_findings(tmp_path, {"dependencies": {"lodash": 4, "axios": "1.14.0"}}) == []
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-8"])
+def test_utf16_and_utf32_manifests_are_read(tmp_path, codec):
+    text = "\ufeff" + json.dumps({"dependencies": {"axios": "^1.14.0"}}, indent=2) + "\n"
+    [finding] = manifest_bytes_findings(tmp_path, text.encode(codec))
+    assert (finding.severity, finding.line, finding.version) == ("at-risk", 3, "^1.14.0")
+
+
+def test_100k_deep_manifest_is_unknown(tmp_path):
+    data = b'{"dependencies": {"axios": "^1.14.0"},\n"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    [finding] = manifest_bytes_findings(tmp_path, data)
+    assert (finding.severity, finding.line) == ("unknown", 2)
+    assert "nested more than 10000 levels deep" in finding.message
+
+
+def test_deep_overrides_are_walked_without_recursion(tmp_path):
+    depth = 4_000
+    keys = "".join(f'{{"p{i}": ' for i in range(depth))
+    text = (
+        '{"dependencies": {"axios": "1.14.0"}, "overrides": '
+        + keys
+        + '{"axios": "^1.14.0"}'
+        + "}" * depth
+        + "}"
+    )
+    [finding] = manifest_bytes_findings(tmp_path, text.encode())
+    assert finding.severity == "at-risk"
+    assert finding.message.startswith("overrides.p0.p1.p2.")
+
+
+def test_forty_thousand_character_spec_answers_at_once(run_cli, tmp_path):
+    """node-semver needs about a minute for this spec; it is not evaluated, it is unknown."""
+    spec = "1" + " " * 40_000 + "x"
+    [finding] = manifest_findings(tmp_path, {"dependencies": {"axios": spec}})
+    assert finding.severity == "unknown"
+    assert "spec too long to evaluate (40002 characters" in finding.message
+    assert len(finding.message) < 300 and len(finding.version) <= 1030
+    result = run_cli("scan", tmp_path, "--format", "json", timeout=20)
+    assert "Traceback" not in result.stderr
+    [found] = json.loads(result.stdout)["findings"]
+    assert found["severity"] == "unknown"
+
+
+def test_lone_surrogates_in_a_manifest_are_carried(tmp_path):
+    data = b'{"name": "\\ud800", "dependencies": {"axios": "^1.14.0", "\\udfff": "1"}}'
+    [finding] = manifest_bytes_findings(tmp_path, data)
+    assert finding.severity == "at-risk"
+    broken = manifest_bytes_findings(
+        tmp_path, b'{"dependencies": {"\\ud800axios": [1]}, "a": "axios"}'
+    )
+    assert broken == []

@@ -23,6 +23,7 @@ class AppResult:
     head: str = ""
     failed: list[str] = field(default_factory=list)
     findings_remain: bool = False
+    unchecked: int = 0  # things a step could not check: never a clean ending
     error: list[str] = field(default_factory=list)
 
 
@@ -104,6 +105,7 @@ class RunbookApp(App[AppResult]):
                 head=session.journal.head,
                 failed=[s.id for s in session.steps if states[s.id].status == "failed"],
                 findings_remain=any(st.findings_remain for st in states.values()),
+                unchecked=sum(st.unchecked for st in states.values()),
             )
         )
 

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from runbook.exitcodes import FAILED, INTERRUPTED, OK, USAGE
+from runbook.exitcodes import FAILED, INTERRUPTED, OK, UNCHECKED, USAGE
 from runbook.tui.app import AppResult, RunbookApp
 from runbook.tui.request import Mode, Outline, RunRequest, StartSettings, outline_of
 
@@ -101,10 +101,14 @@ def report(result: AppResult | None, *, resumable: bool = True) -> int:
     print(f"run {result.outcome}")
     if result.failed:
         print(f"failed steps: {', '.join(result.failed)}")
+    if result.unchecked:
+        print(f"could not check {result.unchecked} thing(s): not a clean result")
     print(f"journal: {result.journal}")
     print(f"head: {result.head}")
     if result.outcome != "completed" and resumable:
         print("to resume, run the same command again: it continues at the first unfinished step")
     if result.outcome == "interrupted":
         return INTERRUPTED
-    return FAILED if result.failed or result.findings_remain else OK
+    if result.failed or result.findings_remain:
+        return FAILED
+    return UNCHECKED if result.unchecked else OK

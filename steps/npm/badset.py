@@ -10,6 +10,9 @@ import nodesemver
 from runbook.models import Incident
 
 DIST_TAGS_THAT_ADMIT = {"latest", "next", "*", "", "x"}
+# node-semver's range regexes go quadratic on long runs of spaces (a 40,000-character spec takes
+# a minute); real specs are a few dozen characters.
+MAX_SPEC_LENGTH = 1024
 _NOT_REGISTRY = re.compile(
     r"^(?:git\+|git:|github:|gitlab:|bitbucket:|gist:|file:|link:|portal:|workspace:|exec:|"
     r"https?://|[\w.-]+/[\w.-]+(?:#.*)?$)"
@@ -53,21 +56,29 @@ class BadSet:
         self.bad_versions: dict[str, frozenset[str]] = {}
         self.any_version: set[str] = set(incident.indicators.dependencies)
         self.safe_pins: dict[str, dict[str, str]] = {}
+        self.bad_ranges: dict[str, tuple[str, ...]] = {}  # node-semver ranges
         for package in incident.packages:
             if package.any_version:
                 self.any_version.add(package.name)
             if package.bad_versions:
                 self.bad_versions[package.name] = frozenset(package.bad_versions)
+            if package.bad_ranges:
+                self.bad_ranges[package.name] = tuple(package.bad_ranges)
             if package.safe_pins:
                 self.safe_pins[package.name] = dict(package.safe_pins)
-        self.names: frozenset[str] = frozenset(self.bad_versions) | frozenset(self.any_version)
+        self.names: frozenset[str] = (
+            frozenset(self.bad_versions) | frozenset(self.any_version) | frozenset(self.bad_ranges)
+        )
         # byte needles for a cheap "could this file mention a bad package at all?" test
         self.needles: tuple[bytes, ...] = tuple(sorted({n.encode() for n in self.names}))
         # a file that resolved a bad version must contain the version or an any-version name
         versions = {v for vs in self.bad_versions.values() for v in vs}
         self.resolution_needles: tuple[bytes, ...] = tuple(
-            sorted({n.encode() for n in self.any_version} | {v.encode() for v in versions})
-        )
+            sorted(
+                {n.encode() for n in self.any_version | set(self.bad_ranges)}
+                | {v.encode() for v in versions}
+            )
+        )  # a version in a range can be any text: the package's name is the needle
 
     def mentions(self, data: bytes) -> bool:
         """Could this manifest mention a bad package (by name)?"""
@@ -80,7 +91,10 @@ class BadSet:
     def is_bad(self, name: str, version: str) -> bool:
         if name in self.any_version:
             return True
-        return version.split("+")[0] in self.bad_versions.get(name, ())
+        version = version.split("+")[0]
+        if version in self.bad_versions.get(name, ()):
+            return True
+        return any(_satisfies(version, rng) for rng in self.bad_ranges.get(name, ()))
 
     def safe_pin(self, name: str, version: str) -> str | None:
         """The safe exact version on the same major line as `version`."""
@@ -94,6 +108,14 @@ class BadSet:
             return None
         if real in self.any_version:
             return SpecVerdict("at-risk", real, rng, reason=f"{real} only exists to run malware")
+        if len(rng) > MAX_SPEC_LENGTH:
+            return SpecVerdict(
+                "unknown",
+                real,
+                rng,
+                reason=f"spec too long to evaluate ({len(rng)} characters; "
+                f"at most {MAX_SPEC_LENGTH} are read)",
+            )
         if _NOT_REGISTRY.match(rng) and rng not in DIST_TAGS_THAT_ADMIT:
             return SpecVerdict(
                 "unknown",

@@ -1,6 +1,8 @@
 """The scanner behind `runbook scan` and the `detect` step: every trace of the bad versions.
 
 What is bad comes from the playbook's incident section (`BadSet`); nothing here names a package.
+The verdict fails closed: a file that could not be read or judged (an `unknown` finding) means the
+scan cannot say "not affected".
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook.models import Incident
+from runbook.safeio import LOCKFILE_LIMIT, MANIFEST_LIMIT
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.scan.host import home_dirs, scan_caches, scan_editors, scan_globals, scan_indicators
 from steps.scan.installed import scan_node_modules, scan_npm_aliases, scan_yarn_dir
 from steps.scan.lockfiles import scan_lockfile
 from steps.scan.manifests import scan_manifest
+from steps.scan.reading import not_regular, read_file, unreadable
 from steps.scan.walk import walk
 
 SEVERITY_ORDER = {"compromised": 0, "at-risk": 1, "unknown": 2, "info": 3}
+AFFECTING = frozenset({"compromised", "at-risk"})
 
 
 @dataclass
@@ -29,52 +34,100 @@ class ScanOptions:
     history: bool = False
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """A place the scan could not check, and why (its `unknown` findings' messages)."""
+
+    path: str
+    reason: str
+
+
+def verdict(findings: Iterable[Finding]) -> bool | None:
+    """True: something compromised or at risk. None: nothing found, but something could not be
+    checked (an `unknown` finding). False: everything was checked and nothing found. `info`
+    findings never change the verdict."""
+    severities = {f.severity for f in findings}
+    if severities & AFFECTING:
+        return True
+    return None if "unknown" in severities else False
+
+
+def unchecked(findings: Iterable[Finding]) -> list[Unchecked]:
+    """One entry per place with `unknown` findings, in finding order; their reasons joined."""
+    reasons: dict[str, list[str]] = {}
+    for f in findings:
+        if f.severity == "unknown":
+            reasons.setdefault(f.path or "", []).append(f.message)
+    return [Unchecked(path, "; ".join(dict.fromkeys(why))) for path, why in reasons.items()]
+
+
 @dataclass
 class ScanResult:
     targets: list[str]
     findings: list[Finding] = field(default_factory=list)
 
     @property
-    def affected(self) -> bool:
-        return any(f.severity in ("compromised", "at-risk") for f in self.findings)
+    def affected(self) -> bool | None:
+        """Tri-state, see `verdict`: True, None (could not check everything) or False."""
+        return verdict(self.findings)
+
+    @property
+    def unchecked(self) -> list[Unchecked]:
+        return unchecked(self.findings)
 
 
-def _read(path: Path) -> bytes | Finding:
+def _read(path: Path, limit: int, *, missing_ok: bool = False) -> bytes | Finding | None:
+    """A file's bytes, or the `unknown` finding that says why it could not be read (None when
+    `missing_ok` and it does not exist)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_file(path, limit=limit)
     except OSError as exc:
-        kind = "lockfile" if path.name != "package.json" else "manifest"
-        return Finding(
-            kind=kind,
-            severity="unknown",
-            path=str(path),
-            message=f"cannot read {path.name}: {exc.strerror or exc}",
-        )
+        if missing_ok and isinstance(exc, FileNotFoundError):
+            return None
+        return unreadable(_kind(path), path, exc, path.name)
+
+
+def _kind(path: Path) -> str:
+    return "manifest" if path.name == "package.json" else "lockfile"
 
 
 def scan_paths(paths: Iterable[Path], badset: BadSet, *, history: bool = False) -> list[Finding]:
     """Manifests, lockfiles and install trees under `paths` (and their git history)."""
     inventory = walk([Path(p) for p in paths])
     findings: list[Finding] = [
-        Finding(kind="manifest", severity="unknown", path=str(path), message=f"cannot scan: {why}")
+        Finding(
+            kind="manifest",
+            severity="unknown",
+            path=str(path),
+            message=f"cannot list this directory: {why}; nothing under it was checked",
+        )
         for path, why in inventory.errors
     ]
+    findings += [
+        Finding(
+            kind=_kind(path),
+            severity="unknown",
+            path=str(path),
+            message=f"cannot read {path.name}: {not_regular(path)}",
+        )
+        for path in inventory.irregular
+    ]
     for path in inventory.manifests:
-        data = _read(path)
+        data = _read(path, MANIFEST_LIMIT)
         findings += [data] if isinstance(data, Finding) else scan_manifest(path, data, badset)
     for nm in inventory.node_modules:
         findings += scan_node_modules(nm, badset)
         hidden = nm / ".package-lock.json"  # npm's record of the installed tree
-        if hidden.is_file():
-            data = _read(hidden)
-            if isinstance(data, Finding):
-                findings.append(data)
-                continue
-            findings += scan_lockfile(hidden, data, badset)
-            findings += scan_npm_aliases(nm, data, badset)
+        data = _read(hidden, LOCKFILE_LIMIT, missing_ok=True)
+        if data is None:
+            continue
+        if isinstance(data, Finding):
+            findings.append(data)
+            continue
+        findings += scan_lockfile(hidden, data, badset)
+        findings += scan_npm_aliases(nm, data, badset)
     for path in inventory.lockfiles:
-        data = _read(path)
+        data = _read(path, LOCKFILE_LIMIT)
         findings += [data] if isinstance(data, Finding) else scan_lockfile(path, data, badset)
     for yarn_dir in inventory.yarn_dirs:
         findings += scan_yarn_dir(yarn_dir, badset)
@@ -102,7 +155,7 @@ def scan(
     if options.host or options.root:
         live = options.root is None
         for home in homes:
-            findings += scan_caches(home, env, badset, live)
+            findings += scan_caches(home, env, badset, live, unknown=True)
             findings += scan_globals(home, options.root, env, badset)
             findings += scan_editors(home, badset)
         findings += scan_indicators(incident.indicators, options.root, homes, env)

@@ -12,7 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan = sub.add_parser(
         "scan",
         help="find every trace of an incident's bad versions",
-        description="Exit codes: 0 nothing found, 1 compromised or at-risk findings, 2 error.",
+        description="Exit codes: 0 everything checked, nothing compromised or at risk; "
+        "1 compromised or at-risk findings; 2 usage error; 3 nothing compromised or at risk "
+        "found, but something could not be checked (unknown findings: a file that could not be "
+        "read or parsed), so the result is not clean.",
     )
     scan.add_argument(
         "paths",
@@ -49,28 +52,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runbook.exitcodes import FAILED, OK, USAGE
+    from runbook.exitcodes import FAILED, OK, UNCHECKED, USAGE
     from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.termsafe import printable
     from steps.scan import ScanOptions, scan
     from steps.scan.output import RENDERERS
 
     try:
         playbook = load_playbook(resolve_playbook(args.playbook)).playbook
     except FileNotFoundError as exc:
-        print(f"runbook: {exc}", file=sys.stderr)
+        print(f"runbook: {printable(exc)}", file=sys.stderr)
         return USAGE
     except PlaybookInvalid as exc:
-        print(exc, file=sys.stderr)
+        for problem in exc.problems:
+            print(printable(problem), file=sys.stderr)
         return USAGE
     paths = list(args.paths)
     if not paths and not (args.host or args.root):
         paths = [Path(".")]
     for path in paths:
         if not path.is_dir():
-            print(f"runbook: {path} is not a directory", file=sys.stderr)
+            print(f"runbook: {printable(path)} is not a directory", file=sys.stderr)
             return USAGE
     if args.root is not None and not args.root.is_dir():
-        print(f"runbook: --root {args.root} is not a directory", file=sys.stderr)
+        print(f"runbook: --root {printable(args.root)} is not a directory", file=sys.stderr)
         return USAGE
     options = ScanOptions(
         host=args.host, root=args.root.resolve() if args.root else None, history=args.history
@@ -78,7 +83,14 @@ def run(args: argparse.Namespace) -> int:
     result = scan([p.resolve() for p in paths], playbook.incident, options)
     text = RENDERERS[args.format](result)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            where = printable(args.output)
+            print(f"runbook: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+            return USAGE
     else:
         sys.stdout.write(text)
-    return FAILED if result.affected else OK
+    if result.affected:
+        return FAILED
+    return UNCHECKED if result.affected is None else OK

@@ -9,12 +9,14 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from runbook.safeio import LOCKFILE_LIMIT
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import LockfileError, parse_lockfile
 from steps.scan.walk import LOCKFILE_NAMES
 
 MARK = "\x1e"
+GIT_SYMLINK = 0o120000
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,25 @@ def _candidates(repo: git.Repo, badset: BadSet) -> dict[str, list[Commit]]:
     return by_path
 
 
-def _bad_at(repo: git.Repo, commit: Commit, path: str, badset: BadSet) -> set[tuple[str, str]]:
+def _bad_at(
+    repo: git.Repo, commit: Commit, path: str, badset: BadSet
+) -> set[tuple[str, str]] | str:
+    """The bad (name, version) pairs in `path` at `commit`, or why that could not be told."""
     try:
         blob = repo.commit(commit.sha).tree / path
-        data = blob.data_stream.read()
     except (KeyError, ValueError):
         return set()  # the lockfile does not exist in this commit
+    if blob.mode == GIT_SYMLINK:
+        return "it is a symlink in this commit; not followed"
+    if blob.size > LOCKFILE_LIMIT:
+        return f"it is {blob.size} bytes in this commit, over the size limit"
+    data = blob.data_stream.read(LOCKFILE_LIMIT + 1)
     if not badset.could_resolve(data):
         return set()
     try:
         graph = parse_lockfile(Path(PurePosixPath(path).name), data, None)
-    except LockfileError:
-        return set()
+    except LockfileError as exc:
+        return f"it cannot be parsed in this commit: {exc.reason}"
     return {
         (n.name, n.version)
         for n in graph.nodes.values()
@@ -100,6 +109,15 @@ def scan_repo(repo_dir: Path, badset: BadSet) -> Iterator[Finding]:
         entered: dict[tuple[str, str], Commit] = {}
         for commit in commits:
             present = _bad_at(repo, commit, path, badset)
+            if isinstance(present, str):  # what was there is not known: keep what was seen
+                yield Finding(
+                    kind="history",
+                    severity="unknown",
+                    path=str(repo_dir / path),
+                    message=f"{path} at {commit}: {present}; a bad version may have been "
+                    "there: check that commit by hand",
+                )
+                continue
             for key in present - entered.keys():
                 entered[key] = commit
             for key in set(entered) - present:

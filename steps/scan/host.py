@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PureWindowsPath
 
-from runbook.models import HostArtifact, Indicators
+from runbook.models import HostArtifact, Indicators, Severity
+from runbook.safeio import MANIFEST_LIMIT, SMALL_FILE_LIMIT, MiB, is_regular, open_regular, within
 from runbook.step import Finding
+from runbook.termsafe import printable
 from steps.npm.badset import BadSet, parse_name_version
-from steps.scan.installed import scan_berry_cache, scan_node_modules
+from steps.scan.installed import listing, real_dir, scan_berry_cache, scan_node_modules
+from steps.scan.reading import not_regular, read_file, unreadable, why_unreadable
 
 TARBALL_KEY = re.compile(
     r"/(?P<name>(?:@[^/]+/)?[^/]+)/-/(?:[^/]+)-(?P<version>\d+\.\d+\.\d+[^/]*?)\.tgz"
@@ -23,6 +28,8 @@ YARN_V1_DIR = re.compile(
 )
 # `axios@1.14.1@@@1`, or `axios@1.14.1@@registry.host__<hash>@@@1` for another registry
 BUN_CACHE_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^@]+)(?:@@[^@]+)?@@@\d+$")
+# What the malware drops or copies (a script, a RAT, powershell.exe) is a few MiB at most.
+INDICATOR_LIMIT = 256 * MiB
 EDITOR_DIRS = (
     ".vscode/extensions",
     ".vscode-server/extensions",
@@ -51,16 +58,24 @@ def home_dirs(root: Path | None, env: Mapping[str, str]) -> list[Path]:
     return homes
 
 
-def _npmrc_value(path: Path, key: str) -> str | None:
+def _npmrc_value(path: Path, key: str, *, follow_symlinks: bool = True) -> str | None:
+    """`key=` in an npmrc (regular file, bounded; dotfile managers symlink it, so a live scan
+    follows that link; a mounted disk's links point into the wrong machine and are not followed)."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        text = read_file(path, limit=SMALL_FILE_LIMIT, follow_symlinks=follow_symlinks)
     except OSError:
         return None
+    lines = text.decode("utf-8", "replace").splitlines()
     for line in lines:
         name, sep, value = line.partition("=")
         if sep and name.strip() == key:
             return value.strip()
     return None
+
+
+def _npmrc_path(home: Path, env: Mapping[str, str], live: bool) -> Path:
+    userconfig = env.get("NPM_CONFIG_USERCONFIG") or env.get("npm_config_userconfig")
+    return Path(userconfig) if live and userconfig else home / ".npmrc"
 
 
 def npm_cache_dirs(home: Path, env: Mapping[str, str], live: bool) -> list[Path]:
@@ -70,11 +85,8 @@ def npm_cache_dirs(home: Path, env: Mapping[str, str], live: bool) -> list[Path]
         for key in ("npm_config_cache", "NPM_CONFIG_CACHE"):
             if env.get(key):
                 found.append(Path(env[key]))
-        userconfig = env.get("NPM_CONFIG_USERCONFIG") or env.get("npm_config_userconfig")
-        npmrc = Path(userconfig) if userconfig else home / ".npmrc"
-    else:
-        npmrc = home / ".npmrc"
-    configured = _npmrc_value(npmrc, "cache")
+    npmrc = _npmrc_path(home, env, live)
+    configured = _npmrc_value(npmrc, "cache", follow_symlinks=live)
     if configured:
         found.append(Path(configured.replace("~", str(home), 1)))
     found.append(home / ".npm")
@@ -86,35 +98,61 @@ def npm_cache_dirs(home: Path, env: Mapping[str, str], live: bool) -> list[Path]
 
 
 def _files_that_could_resolve(
-    root: Path, badset: BadSet, wanted: Callable[[str, str], bool] = lambda d, f: True
-) -> Iterator[tuple[str, bytes]]:
-    """(path, bytes) of the files under `root` whose bytes could record a bad resolution."""
-    for dirpath, _, filenames in os.walk(root):
+    root: Path,
+    badset: BadSet,
+    wanted: Callable[[str, str], bool] = lambda d, f: True,
+) -> Iterator[tuple[str, bytes] | Finding]:
+    """(path, bytes) of the files under `root` whose bytes could record a bad resolution, and an
+    `unknown` finding for each wanted file or folder that could not be read (a FIFO, a symlink,
+    a file over the size limit, a folder without permission)."""
+    problems: list[Finding] = []
+
+    def cannot_list(exc: OSError) -> None:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # no such cache: nothing to check
+            path = exc.filename or str(root)
+            reason = f"{exc.strerror or exc}; nothing under it was checked"
+            problems.append(
+                Finding(
+                    kind="cache",
+                    severity="unknown",
+                    path=str(path),
+                    message=f"cannot list this directory: {reason}",
+                )
+            )
+
+    for dirpath, _, filenames in os.walk(root, onerror=cannot_list):
+        yield from problems
+        problems.clear()
         for filename in filenames:
             if not wanted(dirpath, filename):
                 continue
             path = os.path.join(dirpath, filename)
             try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
+                data = read_file(path, limit=MANIFEST_LIMIT)
+            except FileNotFoundError:
+                continue  # removed while the cache was read
+            except OSError as exc:
+                yield unreadable("cache", path, exc, "this cache file")
                 continue
             if badset.could_resolve(data):
                 yield path, data
+    yield from problems
 
 
 def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
     """`_cacache/index-v5` entries for bad tarballs (any registry host), and `_npx` installs."""
-    for path, data in _files_that_could_resolve(cache / "_cacache" / "index-v5", badset):
-        yield from _index_bucket(path, data, badset)
-    npx = cache / "_npx"
-    try:
-        runs = list(os.scandir(npx))
-    except OSError:
-        runs = []
+    for item in _files_that_could_resolve(cache / "_cacache" / "index-v5", badset):
+        if isinstance(item, Finding):
+            yield item
+        else:
+            yield from _index_bucket(*item, badset)
+    runs = listing(cache / "_npx", "cache")
+    if isinstance(runs, Finding):
+        yield runs
+        return
     for run in runs:
         nm = Path(run.path) / "node_modules"
-        if nm.is_dir():
+        if not run.is_symlink() and real_dir(nm):
             yield from scan_node_modules(nm, badset, kind="cache", context=" (npx cache)")
 
 
@@ -160,9 +198,9 @@ def _tarball_of(key: str) -> tuple[str, str]:
 def _scan_named_dirs(
     folder: Path, pattern: re.Pattern[str], badset: BadSet, what: str
 ) -> Iterator[Finding]:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
+    entries = listing(folder, "cache")
+    if isinstance(entries, Finding):
+        yield entries
         return
     for entry in entries:
         match = pattern.match(entry.name)
@@ -195,16 +233,37 @@ def _pnpm_stores(home: Path, env: Mapping[str, str], live: bool) -> list[Path]:
     return stores
 
 
-def scan_pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
-    """pnpm's content-addressed store keeps one index JSON per package with its name and version."""
+def scan_pnpm_store(store: Path, badset: BadSet, *, unknown: bool = False) -> Iterator[Finding]:
+    """pnpm's content-addressed store keeps one index JSON per package with its name and version.
+
+    Bad packages only, unless `unknown`: then also what could not be read.
+    """
+    return _only_bad(_pnpm_store(store, badset), unknown)
+
+
+def _only_bad(findings: Iterable[Finding], unknown: bool) -> Iterator[Finding]:
+    return (f for f in findings if unknown or f.severity != "unknown")
+
+
+def _pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
 
     def is_index(dirpath: str, filename: str) -> bool:
         return filename.endswith("-index.json") or "index" in dirpath.split(os.sep)[-2:]
 
-    for path, data in _files_that_could_resolve(store, badset, is_index):
+    for item in _files_that_could_resolve(store, badset, is_index):
+        if isinstance(item, Finding):
+            yield item
+            continue
+        path, data = item
         try:
             meta = json.loads(data)
-        except ValueError:
+        except ValueError as exc:
+            yield Finding(
+                kind="cache",
+                severity="unknown",
+                path=path,
+                message=f"cannot parse this pnpm store index (it mentions a bad version): {exc}",
+            )
             continue
         if not isinstance(meta, dict):
             continue
@@ -221,8 +280,24 @@ def scan_pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
 
 
 def scan_caches(
-    home: Path, env: Mapping[str, str], badset: BadSet, live: bool
+    home: Path, env: Mapping[str, str], badset: BadSet, live: bool, *, unknown: bool = False
 ) -> Iterator[Finding]:
+    """Bad packages in every package-manager cache of `home`; with `unknown`, also an `unknown`
+    finding for each cache file or folder that could not be read (the scan's verdict needs them;
+    a step that only counts bad packages does not)."""
+    return _only_bad(_caches(home, env, badset, live), unknown)
+
+
+def _caches(home: Path, env: Mapping[str, str], badset: BadSet, live: bool) -> Iterator[Finding]:
+    npmrc = _npmrc_path(home, env, live)
+    try:
+        read_file(npmrc, limit=SMALL_FILE_LIMIT, follow_symlinks=live)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        finding = unreadable("cache", npmrc, exc, ".npmrc")
+        finding.message += "; a cache or prefix it sets was not looked at"
+        yield finding
     for cache in npm_cache_dirs(home, env, live):
         yield from scan_npm_cache(cache, badset)
     yarn_v1 = [
@@ -237,7 +312,7 @@ def scan_caches(
         yield from _scan_named_dirs(folder, YARN_V1_DIR, badset, "yarn cache")
     yield from scan_berry_cache(home / ".yarn/berry/cache", badset, kind="cache")
     for store in _pnpm_stores(home, env, live):
-        yield from scan_pnpm_store(store, badset)
+        yield from _pnpm_store(store, badset)
     bun = [home / ".bun/install/cache"]
     if live and env.get("BUN_INSTALL_CACHE_DIR"):
         bun.insert(0, Path(env["BUN_INSTALL_CACHE_DIR"]))
@@ -253,7 +328,7 @@ def global_dirs(home: Path, root: Path | None, env: Mapping[str, str]) -> list[P
         base / "usr/lib/node_modules",
         base / "opt/homebrew/lib/node_modules",
     ]
-    prefix = _npmrc_value(home / ".npmrc", "prefix")
+    prefix = _npmrc_value(home / ".npmrc", "prefix", follow_symlinks=root is None)
     if root is None and env.get("NPM_CONFIG_PREFIX"):
         prefix = env["NPM_CONFIG_PREFIX"]
     if prefix:
@@ -277,20 +352,20 @@ def scan_globals(
     home: Path, root: Path | None, env: Mapping[str, str], badset: BadSet
 ) -> Iterator[Finding]:
     for folder in global_dirs(home, root, env):
-        if folder.is_dir():
+        # the live prefix may be a link (a version manager's); a mounted disk's must stay on it
+        if folder.is_dir() and (root is None or within(folder, root)):
             yield from scan_node_modules(folder, badset, kind="global", context=" globally")
 
 
 def scan_editors(home: Path, badset: BadSet) -> Iterator[Finding]:
     for relative in EDITOR_DIRS:
-        folder = home / relative
-        try:
-            extensions = list(os.scandir(folder))
-        except OSError:
+        extensions = listing(home / relative, "installed")
+        if isinstance(extensions, Finding):
+            yield extensions
             continue
         for extension in extensions:
             nm = Path(extension.path) / "node_modules"
-            if nm.is_dir():
+            if not extension.is_symlink() and real_dir(nm):
                 context = f" inside editor extension {extension.name}"
                 yield from scan_node_modules(nm, badset, kind="installed", context=context)
 
@@ -352,9 +427,14 @@ def _windows_paths(
 
 
 def _sha256(path: Path) -> str:
+    """The sha256 of a regular file (not through a symlink, at most `INDICATOR_LIMIT` bytes)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+    size = 0
+    with open_regular(path, limit=INDICATOR_LIMIT) as handle:
+        while block := handle.read(MiB):
+            size += len(block)
+            if size > INDICATOR_LIMIT:
+                raise OSError(errno.EFBIG, "grew past its size limit while read", str(path))
             digest.update(block)
     return digest.hexdigest()
 
@@ -382,50 +462,73 @@ def _check_artifact(
     homes: list[Path],
     env: Mapping[str, str],
 ) -> Finding | None:
-    if path.is_symlink() or not path.is_file():
+    """Whether an indicator is at `path`. Something there that is not a regular file (a FIFO, a
+    symlink, a device) is never opened: where only presence matters it is `at-risk` (nothing
+    belongs at that path), where a hash decides it is `unknown` (it cannot be compared)."""
+    label = f"{artifact.path} ({os_name} indicator)"
+
+    def ioc(severity: Severity, message: str) -> Finding:
+        return Finding(kind="ioc", severity=severity, path=str(path), message=message)
+
+    if root is not None and not within(path.parent, root):
+        if os.path.lexists(path):
+            return ioc(
+                "unknown",
+                f"cannot check {label}: a folder on its path is a symlink "
+                f"that leads out of {printable(root)}; not followed: check it by hand",
+            )
         return None
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return ioc("unknown", f"cannot check {label}: {exc.strerror or exc}")
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        what = not_regular(path)
+        if artifact.same_as or artifact.sha256:
+            return ioc(
+                "unknown",
+                f"{label}: something is there but {what}, so it cannot be "
+                "compared with the known file: check it by hand",
+            )
+        return ioc("at-risk", f"{label}: something is there but {what}; not read: check it by hand")
+    if not (artifact.same_as or artifact.sha256):  # the path alone is the indicator
+        severity = "compromised" if artifact.confidence == "high" else "at-risk"
+        return ioc(severity, f"{label} is present ({artifact.confidence} confidence)")
+    ref = None
+    if artifact.same_as:
+        refs = artifact_paths(HostArtifact(path=artifact.same_as), os_name, root, homes, env)
+        ref = next((r for r in refs if is_regular(r)), None)
+        if ref is None:
+            return ioc(
+                "unknown",
+                f"{artifact.path} exists; cannot compare it with "
+                f"{artifact.same_as} (not found): check it by hand",
+            )
+        try:
+            if os.lstat(ref).st_size != st.st_size:
+                return None  # not a copy, whatever its size (nothing to read)
+        except OSError:
+            pass  # gone since: hashing it says why
     try:
         digest = _sha256(path)
     except OSError as exc:
-        return Finding(
-            kind="ioc",
-            severity="unknown",
-            path=str(path),
-            message=f"{artifact.path} exists but cannot be read: {exc.strerror}",
-        )
-    label = f"{artifact.path} ({os_name} indicator)"
-    if artifact.same_as:
-        refs = artifact_paths(HostArtifact(path=artifact.same_as), os_name, root, homes, env)
-        ref = next((r for r in refs if r.is_file()), None)
-        if ref is None:
-            return Finding(
-                kind="ioc",
-                severity="unknown",
-                path=str(path),
-                message=f"{artifact.path} exists; cannot compare it with "
-                f"{artifact.same_as} (not found): check it by hand",
+        return ioc("unknown", f"{label} exists but cannot be read: {why_unreadable(path, exc)}")
+    if ref is not None:
+        try:
+            same = _sha256(ref) == digest
+        except OSError as exc:
+            return ioc(
+                "unknown",
+                f"{artifact.path} exists; cannot compare it with "
+                f"{artifact.same_as}: {why_unreadable(ref, exc)}: check it by hand",
             )
-        if _sha256(ref) != digest:
+        if not same:
             return None  # e.g. a genuine program that happens to share the name
-        return Finding(
-            kind="ioc",
-            severity="compromised",
-            path=str(path),
-            message=f"{label} is a copy of {artifact.same_as} (sha256 {digest[:12]})",
-        )
-    if artifact.sha256:
-        if digest in artifact.sha256:
-            return Finding(
-                kind="ioc",
-                severity="compromised",
-                path=str(path),
-                message=f"{label}: sha256 matches the known sample ({digest[:12]})",
-            )
-        return None  # same name, different file: not the indicator
-    severity = "compromised" if artifact.confidence == "high" else "at-risk"
-    return Finding(
-        kind="ioc",
-        severity=severity,
-        path=str(path),
-        message=f"{label} is present ({artifact.confidence} confidence)",
-    )
+        return ioc("compromised", f"{label} is a copy of {artifact.same_as} (sha256 {digest[:12]})")
+    if digest in artifact.sha256:
+        return ioc("compromised", f"{label}: sha256 matches the known sample ({digest[:12]})")
+    return None  # same name, different file: not the indicator

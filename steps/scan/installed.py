@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from stat import S_ISDIR
 
+from runbook.safeio import MANIFEST_LIMIT
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import LockfileError, load_npm_lockfile
+from steps.scan.reading import read_file, why_unreadable
 
 BERRY_ARCHIVE = re.compile(
     r"^(?P<name>.+?)-npm-(?P<version>\d+\.\d+\.\d+[^-]*(?:-[^-]+)*?)-[0-9a-f]{6,}"
@@ -20,14 +22,33 @@ PNPM_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^_()]+)")
 
 
 def _read_manifest(package_dir: str) -> dict:
-    with open(os.path.join(package_dir, "package.json"), "rb") as handle:
-        data = json.loads(handle.read())
+    path = os.path.join(package_dir, "package.json")
+    data = json.loads(read_file(path, limit=MANIFEST_LIMIT))
     return data if isinstance(data, dict) else {}
+
+
+def listing(folder: str | Path, kind: str) -> list[os.DirEntry[str]] | Finding:
+    """The entries of `folder`, or an `unknown` finding when it exists but cannot be listed (what
+    is under it was not checked). A folder that does not exist is simply empty."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        return Finding(
+            kind=kind,
+            severity="unknown",
+            path=str(folder),
+            message=f"cannot list this directory: {exc.strerror or exc}; "
+            "nothing under it was checked",
+        )
 
 
 def _installed_finding(
     package_dir: str, name: str, badset: BadSet, kind: str, via: list[str], context: str
 ) -> Finding | None:
+    path = os.path.join(package_dir, "package.json")
     try:
         manifest = _read_manifest(package_dir)
     except FileNotFoundError:
@@ -41,7 +62,8 @@ def _installed_finding(
                 severity="unknown",
                 path=package_dir,
                 package=name,
-                message=f"cannot read package.json: {getattr(exc, 'strerror', exc)}",
+                message="cannot read package.json: "
+                + (why_unreadable(path, exc) if isinstance(exc, OSError) else f"not JSON ({exc})"),
             )
     version = str(manifest.get("version", "")) if isinstance(manifest.get("version"), str) else ""
     real = manifest.get("name") if isinstance(manifest.get("name"), str) else name
@@ -75,12 +97,17 @@ def _installed_finding(
 
 
 def _scan_pnpm_store(pnpm_dir: str, badset: BadSet, kind: str, context: str) -> Iterator[Finding]:
-    """`.pnpm/axios@1.14.1/node_modules/axios`; names of scoped packages use `+` for `/`."""
-    try:
-        entries = list(os.scandir(pnpm_dir))
-    except OSError:
+    """`.pnpm/axios@1.14.1/node_modules/axios`; names of scoped packages use `+` for `/`.
+
+    pnpm links packages into `node_modules` from here, so these are real directories; a symlink
+    in their place is not followed."""
+    entries = listing(pnpm_dir, kind)
+    if isinstance(entries, Finding):
+        yield entries
         return
     for entry in entries:
+        if entry.is_symlink():
+            continue
         match = PNPM_DIR.match(entry.name)
         if not match:
             continue
@@ -104,9 +131,9 @@ def scan_node_modules(
     stack: list[tuple[str, list[str]]] = [(str(top), [])]
     while stack:
         nm, via = stack.pop()
-        try:
-            entries = list(os.scandir(nm))
-        except OSError:
+        entries = listing(nm, kind)
+        if isinstance(entries, Finding):
+            yield entries
             continue
         for entry in entries:
             name = entry.name
@@ -117,14 +144,11 @@ def scan_node_modules(
             if entry.is_symlink():
                 continue
             if name.startswith("@"):
-                try:
-                    packages = [
-                        (f"{name}/{e.name}", e)
-                        for e in os.scandir(entry.path)
-                        if not e.is_symlink()
-                    ]
-                except OSError:
+                scoped = listing(entry.path, kind)
+                if isinstance(scoped, Finding):
+                    yield scoped
                     continue
+                packages = [(f"{name}/{e.name}", e) for e in scoped if not e.is_symlink()]
             else:
                 packages = [(name, entry)]
             for package, pentry in packages:
@@ -133,18 +157,16 @@ def scan_node_modules(
                     if finding:
                         yield finding
                 nested = pentry.path + "/node_modules"
-                try:  # one lstat per package: a symlinked node_modules is not a directory here
-                    if S_ISDIR(os.lstat(nested).st_mode):
-                        stack.append((nested, [*via, package]))
-                except OSError:
-                    pass
+                # one lstat per package: a symlinked node_modules is not a directory here
+                if real_dir(nested):
+                    stack.append((nested, [*via, package]))
 
 
 def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Finding]:
     """Yarn berry cache archives: `axios-npm-1.14.1-<hash>.zip`, scopes as `@scope-name`."""
-    try:
-        entries = list(os.scandir(cache))
-    except OSError:
+    entries = listing(cache, kind)
+    if isinstance(entries, Finding):
+        yield entries
         return
     for entry in entries:
         if not entry.name.endswith(".zip"):
@@ -177,15 +199,22 @@ def _unscope(archive_name: str, badset: BadSet) -> str | None:
 def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
     """A project's `.yarn`: `cache/*.zip` and `unplugged/<archive-name>/node_modules/<pkg>`."""
     yield from scan_berry_cache(yarn_dir / "cache", badset, kind="installed")
-    unplugged = yarn_dir / "unplugged"
-    try:
-        entries = list(os.scandir(unplugged))
-    except OSError:
+    entries = listing(yarn_dir / "unplugged", "installed")
+    if isinstance(entries, Finding):
+        yield entries
         return
     for entry in entries:
         nested = Path(entry.path) / "node_modules"
-        if nested.is_dir():
+        if not entry.is_symlink() and real_dir(nested):
             yield from scan_node_modules(nested, badset, context=" (yarn unplugged)")
+
+
+def real_dir(path: str | Path) -> bool:
+    """Whether `path` is a directory and not a symlink to one (one `lstat`)."""
+    try:
+        return S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def scan_npm_aliases(nm: Path, hidden_lockfile: bytes, badset: BadSet) -> Iterator[Finding]:

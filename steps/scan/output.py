@@ -1,4 +1,9 @@
-"""Scan results as a table grouped by severity, as `runbook.scan/v1` JSON, or as SARIF 2.1.0."""
+"""Scan results as a table grouped by severity, as `runbook.scan/v1` JSON, or as SARIF 2.1.0.
+
+Paths, names and messages come from the scanned tree: the table shows them through
+`runbook.termsafe.printable` (no escape sequence reaches the terminal); JSON and SARIF escape them
+by their own rules.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from typing import Any
 
 from runbook import __version__
 from runbook.step import Finding
-from steps.scan import ScanResult
+from runbook.termsafe import printable
+from steps.scan import ScanResult, Unchecked
 
 SCHEMA = "runbook.scan/v1"
 HEADINGS = {
     "compromised": "COMPROMISED: a bad version was resolved, installed or cached",
     "at-risk": "AT RISK: a spec admits a bad version, or an indicator matched",
-    "unknown": "UNKNOWN: could not be read or judged; check by hand",
+    "unknown": "UNKNOWN: could not be read or judged, so the scan is incomplete; check by hand",
     "info": "INFO",
 }
 SARIF_LEVEL = {"compromised": "error", "at-risk": "warning", "unknown": "note", "info": "note"}
@@ -45,6 +51,7 @@ def to_json(result: ScanResult) -> str:
                 "schema": SCHEMA,
                 "targets": result.targets,
                 "affected": result.affected,
+                "unchecked": [{"path": u.path, "reason": u.reason} for u in result.unchecked],
                 "findings": [finding_dict(f) for f in result.findings],
             },
             indent=2,
@@ -54,13 +61,43 @@ def to_json(result: ScanResult) -> str:
 
 
 def _where(finding: Finding) -> str:
-    where = finding.path or ""
+    where = printable(finding.path or "")
     return f"{where}:{finding.line}" if finding.line else where
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count != 1 else ''}"
+
+
+def _places(unchecked: list[Unchecked], shown: int = 3) -> str:
+    names = [printable(u.path) for u in unchecked[:shown]]
+    more = f" and {len(unchecked) - shown} more" if len(unchecked) > shown else ""
+    return ", ".join(names) + more
+
+
+def verdict_line(result: ScanResult) -> str:
+    """The last line of the table: AFFECTED, INCOMPLETE (could not check everything) or clean."""
+    counts = ", ".join(
+        f"{sum(1 for f in result.findings if f.severity == s)} {s}"
+        for s in HEADINGS
+        if any(f.severity == s for f in result.findings)
+    )
+    unchecked = result.unchecked
+    if result.affected:
+        also = f"; also could not check {_files(len(unchecked))}" if unchecked else ""
+        return f"AFFECTED: {counts}{also}"
+    if result.affected is None:
+        return (
+            f"INCOMPLETE: could not check {_files(len(unchecked))} ({_places(unchecked)}); "
+            f"nothing compromised or at risk in the rest: {counts}"
+        )
+    return f"not affected (nothing compromised or at risk): {counts}"
 
 
 def to_table(result: ScanResult) -> str:
     if not result.findings:
-        return f"No traces found in {', '.join(result.targets) or 'nothing'}.\n"
+        targets = ", ".join(printable(t) for t in result.targets) or "nothing"
+        return f"No traces found in {targets}.\n"
     lines = []
     for severity, heading in HEADINGS.items():
         group = [f for f in result.findings if f.severity == severity]
@@ -69,16 +106,10 @@ def to_table(result: ScanResult) -> str:
         lines.append(f"{heading} ({len(group)})")
         for f in group:
             package = f"{f.package}@{f.version}" if f.package and f.version else (f.package or "")
-            lines.append(f"  {f.kind:<9} {package:<28} {_where(f)}")
-            lines.append(f"  {'':<9} {f.message}")
+            lines.append(f"  {f.kind:<9} {printable(package):<28} {_where(f)}")
+            lines.append(f"  {'':<9} {printable(f.message)}")
         lines.append("")
-    verdict = "AFFECTED" if result.affected else "not affected (nothing compromised or at risk)"
-    counts = ", ".join(
-        f"{sum(1 for f in result.findings if f.severity == s)} {s}"
-        for s in HEADINGS
-        if any(f.severity == s for f in result.findings)
-    )
-    lines.append(f"{verdict}: {counts}")
+    lines.append(verdict_line(result))
     return "\n".join(lines) + "\n"
 
 
@@ -90,6 +121,18 @@ def _uri(path: str, bases: list[Path]) -> tuple[str, str | None]:
         except ValueError:
             continue
     return absolute.as_uri() if absolute.is_absolute() else absolute.as_posix(), None
+
+
+def _notification(unchecked: Unchecked, bases: list[Path]) -> dict[str, Any]:
+    uri, base = _uri(unchecked.path or ".", bases)
+    artifact: dict[str, Any] = {"uri": uri}
+    if base:
+        artifact["uriBaseId"] = base
+    return {
+        "level": "warning",
+        "message": {"text": f"could not check: {unchecked.reason}"},
+        "locations": [{"physicalLocation": {"artifactLocation": artifact}}],
+    }
 
 
 def to_sarif(result: ScanResult) -> str:
@@ -138,6 +181,15 @@ def to_sarif(result: ScanResult) -> str:
             }
         },
         "results": results,
+        # what could not be checked, where SARIF readers look for a tool's own trouble
+        "invocations": [
+            {
+                "executionSuccessful": True,
+                "toolExecutionNotifications": [
+                    _notification(u, bases[:1]) for u in result.unchecked
+                ],
+            }
+        ],
     }
     if bases:
         run["originalUriBaseIds"] = {"SCANROOT": {"uri": bases[0].as_uri() + "/"}}

@@ -1,4 +1,9 @@
-"""One fast pass over the scanned paths, noting what the detectors need. Never follows a symlink."""
+"""One fast pass over the scanned paths, noting what the detectors need. Never follows a symlink.
+
+Only the directory entries' types are used (`DirEntry`, no extra `stat`), which keeps a home scan
+fast. A manifest or lockfile name on anything but a regular file (a symlink, a FIFO, a device) is
+listed apart, in `irregular`: no reader should open it as if it were the file it is named after.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ class Inventory:
     node_modules: list[Path] = field(default_factory=list)
     yarn_dirs: list[Path] = field(default_factory=list)
     repos: list[Path] = field(default_factory=list)
+    # a manifest or lockfile name on a symlink, FIFO, socket or device: never read as one
+    irregular: list[Path] = field(default_factory=list)
     errors: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -77,9 +84,16 @@ def walk(paths: list[Path], *, skip_host_dirs: bool = True) -> Inventory:
                     inv.yarn_dirs.append(Path(entry.path))
                 elif not (skip_host_dirs and name in HOST_DIRS):
                     subdirs.append(entry.path)
-            elif name == "package.json":
-                inv.manifests.append(Path(entry.path))
-            elif name in LOCKFILE_NAMES:
-                inv.lockfiles.append(Path(entry.path))
+            elif name == "package.json" or name in LOCKFILE_NAMES:
+                try:
+                    regular = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    regular = False
+                if not regular:
+                    inv.irregular.append(Path(entry.path))
+                elif name == "package.json":
+                    inv.manifests.append(Path(entry.path))
+                else:
+                    inv.lockfiles.append(Path(entry.path))
         stack.extend(sorted(subdirs, reverse=True))
     return inv

@@ -27,8 +27,11 @@ from steps.npm.lockfiles.graph import (
     split_spec,
 )
 
-_COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*[\s\S]*?\*/')
-_TRAILING = re.compile(r'("(?:[^"\\\n]|\\.)*")|,(\s*[\]}])')
+# Linear time and constant memory whatever the input: possessive repeats (no backtracking state
+# per character), and a `/*` without its `*/` blanks the rest of the text in one match.
+_STRING = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'
+_COMMENTS = re.compile(_STRING + r"|//[^\n]*+|/\*[^*]*+\*++(?:[^/*][^*]*+\*++)*+/|/\*[\s\S]*+")
+_TRAILING = re.compile(f"({_STRING})" + r"|,(\s*+[\]}])")
 _ANY_VALUE = re.compile(r"\s*:")
 _NOT_NEWLINE = re.compile(r"[^\n]")
 

@@ -13,12 +13,13 @@ import orjson
 
 
 class LockfileError(Exception):
-    """A lockfile could not be read. `line` is 1-based when known."""
+    """A lockfile could not be read. `line` and `column` are 1-based when known."""
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, column: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.line = line
+        self.column = column
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,68 @@ OBJECT_OPENER = re.compile(r"\s*:\s*\{")
 ARRAY_OPENER = re.compile(r"\s*:\s*\[")
 
 
+# Byte-order marks, longest first: UTF-32 LE starts like UTF-16 LE.
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+
+
+def text_encoding(data: bytes) -> tuple[str, int]:
+    """(codec, length of its byte-order mark) of a JSON or YAML text.
+
+    UTF-8 unless a UTF-16/32 BOM says otherwise, or the zero bytes of a BOM-less UTF-16/32 text
+    that starts with an ASCII character (how RFC 4627 tells JSON encodings apart).
+    """
+    head = data[:4]
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec, len(bom)
+    if len(head) == 4 and 0 in head and head != b"\0\0\0\0":
+        if head[:3] == b"\0\0\0":
+            return "utf-32-be", 0
+        if head[1:] == b"\0\0\0":
+            return "utf-32-le", 0
+        if head[0] == 0 and head[2] == 0 and head[1] and head[3]:
+            return "utf-16-be", 0
+        if head[1] == 0 and head[3] == 0 and head[0] and head[2]:
+            return "utf-16-le", 0
+    return "utf-8", 0
+
+
+def utf8_bytes(data: bytes) -> bytes:
+    """`data` as UTF-8 bytes for byte-level filters: UTF-16/32 text is re-encoded (bad code units
+    replaced), anything else is returned as it is, without a copy. Newlines stay where they were,
+    so line numbers agree with `decode_text`."""
+    codec, skip = text_encoding(data)
+    if codec == "utf-8":
+        return data
+    return data[skip:].decode(codec, "replace").encode("utf-8", "surrogatepass")
+
+
 def decode_text(data: bytes, what: str) -> str:
-    """UTF-8 text of a lockfile (a BOM dropped); binary data or bad UTF-8 is a LockfileError."""
+    """The text of a lockfile or manifest: UTF-8, or UTF-16/32 when a BOM (or the zero bytes of a
+    BOM-less text) says so; a BOM is dropped. Binary data or bad code units are a LockfileError."""
+    codec, skip = text_encoding(data)
+    if codec != "utf-8":
+        try:
+            text = data[skip:].decode(codec)
+        except UnicodeDecodeError as exc:
+            line = data[skip : skip + exc.start].decode(codec, "replace").count("\n") + 1
+            raise LockfileError(
+                f"{what} is not valid {codec.upper()} text (bad bytes at offset "
+                f"{skip + exc.start})",
+                line,
+            ) from None
+        if "\0" in text:
+            line = text.count("\n", 0, text.index("\0")) + 1
+            raise LockfileError(
+                f"{what} contains binary data (a NUL character): not a text file", line
+            )
+        return text
     if b"\0" in data:
         line = data.count(b"\n", 0, data.index(b"\0")) + 1
         raise LockfileError(f"{what} contains binary data (a NUL byte): not a text lockfile", line)
@@ -210,10 +271,16 @@ def decode_text(data: bytes, what: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+# A JSON string, matched in linear time and constant memory whatever its length: possessive
+# repeats, so the regex engine keeps no backtracking state per character (the plain
+# `"(?:[^"\\]|\\.)*"` costs about 120 bytes per character of a long string).
+JSON_STRING = r'"[^"\\\x00-\x1f]*+(?:\\.[^"\\\x00-\x1f]*+)*+"'
 _JSON_TOKEN = re.compile(
-    r"""\s*(?:("(?:[^"\\\x00-\x1f]|\\.)*")|(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"""
+    rf"""\s*+(?:({JSON_STRING})|(-?(?:0|[1-9]\d*+)(?:\.\d++)?(?:[eE][-+]?\d++)?)"""
     r"""|(true|false|null)|([{}\[\]:,]))"""
 )
+_CONSTANT = re.compile(r"-?Infinity|NaN")
+MAX_JSON_DEPTH = 10_000  # real lockfiles nest a few dozen levels; npm v1 trees a few hundred
 _LITERALS = {"true": True, "false": False, "null": None}
 _MISSING = object()
 
@@ -222,10 +289,16 @@ class _DeepJSONError(ValueError):
     def __init__(self, message: str, text: str, pos: int) -> None:
         super().__init__(message)
         self.line = text.count("\n", 0, pos) + 1
+        self.column = pos - text.rfind("\n", 0, pos)
+
+
+class _TooDeep(_DeepJSONError):
+    pass
 
 
 def _loads_iterative(text: str) -> object:
-    """A JSON parser without recursion, for documents nested deeper than `json` allows."""
+    """A JSON parser without recursion, for documents nested deeper than `json` allows (up to
+    MAX_JSON_DEPTH levels: deeper is refused, so a file of brackets cannot exhaust memory)."""
     stack: list[list] = []  # frames: [container, pending key, state]
     root: object = _MISSING
     pos = 0
@@ -233,6 +306,7 @@ def _loads_iterative(text: str) -> object:
         m = _JSON_TOKEN.match(text, pos)
         if not m:
             break
+        start = m.start(m.lastindex or 0)
         pos = m.end()
         string, number, literal, punct = m.groups()
         top = stack[-1] if stack else None
@@ -247,7 +321,9 @@ def _loads_iterative(text: str) -> object:
         produced: object = _MISSING
         if punct in ("{", "["):
             if not value_slot:
-                raise _DeepJSONError(f"unexpected {punct!r}", text, pos)
+                raise _DeepJSONError(f"unexpected {punct!r}", text, start)
+            if len(stack) >= MAX_JSON_DEPTH:
+                raise _TooDeep(f"nested more than {MAX_JSON_DEPTH} levels deep", text, start)
             if punct == "{":
                 stack.append([{}, None, "key_or_end"])
             else:
@@ -258,16 +334,16 @@ def _loads_iterative(text: str) -> object:
                 ("key_or_end", "comma_or_end") if punct == "}" else ("value_or_end", "comma_or_end")
             )
             if top is None or in_object != (punct == "}") or top[2] not in want:
-                raise _DeepJSONError(f"unexpected {punct!r}", text, pos)
+                raise _DeepJSONError(f"unexpected {punct!r}", text, start)
             produced = stack.pop()[0]
         elif punct == ":":
             if not in_object or top[2] != "colon":
-                raise _DeepJSONError("unexpected ':'", text, pos)
+                raise _DeepJSONError("unexpected ':'", text, start)
             top[2] = "value"
             continue
         elif punct == ",":
             if top is None or top[2] != "comma_or_end":
-                raise _DeepJSONError("unexpected ','", text, pos)
+                raise _DeepJSONError("unexpected ','", text, start)
             top[2] = "key" if in_object else "value"
             continue
         elif string is not None and in_object and top[2] in ("key_or_end", "key"):
@@ -275,7 +351,7 @@ def _loads_iterative(text: str) -> object:
             top[2] = "colon"
             continue
         elif not value_slot:
-            raise _DeepJSONError("unexpected value", text, pos)
+            raise _DeepJSONError("unexpected value", text, start)
         elif string is not None:
             produced = json.loads(string) if "\\" in string else string[1:-1]
         elif number is not None:
@@ -292,48 +368,208 @@ def _loads_iterative(text: str) -> object:
             top[0].append(produced)
             top[2] = "comma_or_end"
     if stack or root is _MISSING or text[pos:].strip():
-        raise _DeepJSONError("unexpected text or end of data", text, pos)
+        at = pos + len(text[pos:]) - len(text[pos:].lstrip())
+        constant = _CONSTANT.match(text, at)
+        what = (
+            "unexpected end of data"
+            if at >= len(text)
+            else f"{constant.group(0)} is not a JSON value"
+            if constant
+            else "unexpected text"
+        )
+        raise _DeepJSONError(what, text, at)
     return root
 
 
+class _NotJSONConstant(ValueError):
+    """NaN, Infinity and -Infinity: Python's `json` accepts them, JSON (and npm) does not."""
+
+
+def _refuse_constant(name: str) -> object:
+    raise _NotJSONConstant(name)
+
+
 def load_json(text: str, what: str) -> object:
-    """orjson (several times faster on big lockfiles); `json` for errors and very deep nesting."""
+    """orjson (several times faster on big lockfiles); `json` for errors and very deep nesting.
+
+    Everything JSON forbids is refused (NaN and Infinity included), and so is nesting deeper than
+    MAX_JSON_DEPTH levels; the LockfileError has the line and column.
+    """
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         pass  # let `json` name the problem (or cope with nesting deeper than orjson allows)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise LockfileError(f"{what} is not valid JSON: {exc.msg}", exc.lineno) from None
-    except RecursionError:
-        pass
+        raise LockfileError(f"{what} is not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except (RecursionError, _NotJSONConstant):
+        pass  # the iterative parser nests without recursion and says where a NaN is
     try:
         return _loads_iterative(text)
+    except _TooDeep as exc:
+        raise LockfileError(f"{what} is {exc}", exc.line, exc.column) from None
     except _DeepJSONError as exc:
-        raise LockfileError(f"{what} is not valid JSON: {exc}", exc.line) from None
+        raise LockfileError(f"{what} is not valid JSON: {exc}", exc.line, exc.column) from None
     except (ValueError, RecursionError) as exc:
         raise LockfileError(f"{what} is not valid JSON: {exc}") from None
 
 
-def load_yaml(text: str, what: str) -> object:
-    """YAML with every scalar kept as a string (libyaml when available)."""
-    import yaml  # local: only the YAML lockfiles need it
+def load_yaml(text: str, what: str, line_offset: int = 0) -> object:
+    """One YAML document with every scalar kept as a string, as `yaml.BaseLoader` builds it.
 
+    Block YAML as lockfiles write it goes through `fast_block_yaml`; anything else is built from
+    libyaml's events. Anchors and aliases are refused as soon as the parser meets one, before
+    anything is built: lockfiles never use them, and nested aliases are how a kilobyte of YAML
+    expands into gigabytes ("billion laughs"). `line_offset` is added to the lines of errors (the
+    document's place in a multi-document file).
+    """
     fast = fast_block_yaml(text)
     if fast is not None:
         return fast
-    loader = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
+    import yaml  # local: only the YAML lockfiles need it
+
     try:
-        return yaml.load(text, Loader=loader)  # BaseLoader: plain str/list/dict data only
+        return compose_yaml(text, what, line_offset)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = mark.line + 1 + line_offset if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
         raise LockfileError(
-            f"{what} is not valid YAML: {exc.problem or exc.context or 'syntax error'}", line
+            f"{what} is not valid YAML: {exc.problem or exc.context or 'syntax error'}",
+            line,
+            column,
         ) from None
     except yaml.YAMLError as exc:
         raise LockfileError(f"{what} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise LockfileError(f"{what} is nested too deeply to read") from None
+
+
+def compose_yaml(text: str, what: str, line_offset: int = 0) -> object:
+    """The single document of `text` built from libyaml's events, as `yaml.BaseLoader` builds it
+    (dicts, lists, every scalar a string); raises LockfileError at the first anchor or alias,
+    yaml.YAMLError on a syntax error."""
+    import yaml
+
+    loader_class = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
+    loader = loader_class(text)
+    root: object = None
+    stack: list[list] = []  # frames: [container, pending key or _MISSING]
+    started = False
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                mark = event.start_mark
+                line, column = mark.line + 1 + line_offset, mark.column + 1
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                sign = "*" if kind == "alias" else "&"
+                raise LockfileError(
+                    f"{what}:{line}:{column}: YAML {kind} '{sign}{anchor}' refused (lockfiles "
+                    "never use anchors or aliases, and nested aliases can expand without bound)",
+                    line,
+                    column,
+                )
+            if isinstance(event, yaml.DocumentStartEvent):
+                if started:  # the caller splits the documents it knows how to read
+                    mark = event.start_mark
+                    raise LockfileError(
+                        f"{what} holds more than one YAML document (another starts here)",
+                        mark.line + 1 + line_offset,
+                        mark.column + 1,
+                    )
+                started = True
+                continue
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if len(stack) >= MAX_JSON_DEPTH:
+                    mark = event.start_mark
+                    raise LockfileError(
+                        f"{what} is nested more than {MAX_JSON_DEPTH} levels deep",
+                        mark.line + 1 + line_offset,
+                        mark.column + 1,
+                    )
+                container: dict | list = {} if isinstance(event, yaml.MappingStartEvent) else []
+                stack.append([container, _MISSING])
+                continue
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                value: object = stack.pop()[0]
+            elif isinstance(event, yaml.ScalarEvent):
+                value = event.value
+            else:
+                continue  # stream and document ends
+            if not stack:
+                root = value
+                continue
+            frame = stack[-1]
+            if isinstance(frame[0], list):
+                frame[0].append(value)
+            elif frame[1] is _MISSING:
+                if not isinstance(value, str):
+                    mark = event.start_mark
+                    raise LockfileError(
+                        f"{what}: a mapping or sequence used as a key",
+                        mark.line + 1 + line_offset,
+                        mark.column + 1,
+                    )
+                frame[1] = value
+            else:
+                frame[0][frame[1]] = value
+                frame[1] = _MISSING
+    finally:
+        loader.dispose()
+    return root
+
+
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t\r]|$)", re.MULTILINE)
+
+
+def yaml_documents(text: str) -> list[tuple[int, str]]:
+    """(line offset, text) of each document of a YAML stream that holds something.
+
+    Split at `---` and `...` lines (at column 0 they always mark documents, even inside block
+    scalars). A bare marker line is blanked, so that each document reads as plain block YAML and
+    keeps its lines; a document with directives (`%YAML`) or content on its `---` line is kept
+    verbatim for the YAML parser. Comment-only documents are dropped.
+    """
+    if not _DOCUMENT_MARKER.search(text):
+        return [(0, text)]
+    out: list[tuple[int, str]] = []
+    current: list[str] = []
+    start = 0
+    content = verbatim = False
+
+    def close() -> None:
+        if content:
+            out.append((start, "\n".join(current)))
+
+    for index, raw in enumerate(text.split("\n")):
+        line = raw.rstrip("\r")
+        marker = line[:3] if line[:3] in ("---", "...") and line[3:4] in ("", " ", "\t") else ""
+        if marker == "---":
+            if content:
+                close()
+                current, start, content, verbatim = [], index, False, False
+            rest = line[3:].strip()
+            if rest and not rest.startswith("#"):
+                content = verbatim = True
+            current.append(raw if verbatim else "")
+            continue
+        if marker == "...":
+            current.append(raw if verbatim else "")
+            close()
+            current, start, content, verbatim = [], index + 1, False, False
+            continue
+        body = line.strip()
+        if body and not body.startswith("#"):
+            if line.startswith("%") and not content:
+                verbatim = True  # a directive: it belongs to the next `---`
+            else:
+                content = True
+        current.append(raw)
+    close()
+    return out
 
 
 def _yaml_key(body: str) -> str | None:
@@ -376,18 +612,21 @@ def _yaml_key(body: str) -> str | None:
     return None
 
 
-def yaml_key_lines(text: str, sections: Iterable[str]) -> dict[str, dict[str, int]]:
+def yaml_key_lines(
+    text: str, sections: Iterable[str], line_offset: int = 0
+) -> dict[str, dict[str, int]]:
     """Line numbers of the keys of a YAML document's block mappings, without a YAML parser.
 
     For each name in `sections` (top-level keys), the keys one level below it; "" stands for the
     top-level keys themselves. Good enough for lockfiles, which are machine-written block YAML.
+    `line_offset` is added to every line (the document's place in a multi-document file).
     """
     wanted = set(sections)
     out: dict[str, dict[str, int]] = {name: {} for name in wanted}
     top = out.get("")
     current: dict[str, int] | None = None
     child_indent = -1
-    for lineno, raw in enumerate(text.split("\n"), 1):
+    for lineno, raw in enumerate(text.split("\n"), 1 + line_offset):
         body = raw.lstrip(" ")
         if not body or body.startswith("#") or body.isspace():
             continue

@@ -100,6 +100,8 @@ def _check_entry(key: str, entry: object, groups: tuple[str, ...], line: int | N
         raise LockfileError(f"entry {key!r} is a {type(entry).__name__}, not an object", line)
     for field in ("name", "version", "resolved"):
         value = entry.get(field)
+        if field == "resolved" and value is False:
+            continue  # npm 6 wrote `"resolved": false` for some entries (npm/cli#1138): absent
         if value is not None and not isinstance(value, str):
             raise LockfileError(
                 f"entry {key!r}: {field!r} is a {type(value).__name__}, not a string", line
@@ -163,14 +165,16 @@ def parse(
         version = 3 if packages is not None else 1
     if type(version) is not int or version not in (1, 2, 3):
         raise LockfileError(
-            f"{label}: unsupported lockfileVersion {version!r} (1, 2 and 3 are known)"
+            f"{label}: unsupported lockfileVersion {version!r} (1, 2 and 3 are known)",
+            _key_line(text, "lockfileVersion"),
         )
     graph = LockGraph(format=f"{label} v{version}")
     name = project_name(doc.get("name"), (manifest or {}).get("name"), project)
     if version >= 2 and packages is not None:
         if not isinstance(packages, dict):
             raise LockfileError(
-                f"{label}: 'packages' is a {type(packages).__name__}, not an object"
+                f"{label}: 'packages' is a {type(packages).__name__}, not an object",
+                _key_line(text, "packages"),
             )
         _parse_packages(text, packages, graph, name, manifest, hidden)
         return graph
@@ -178,9 +182,18 @@ def parse(
     if deps is None:
         deps = {}
     if not isinstance(deps, dict):
-        raise LockfileError(f"{label}: 'dependencies' is a {type(deps).__name__}, not an object")
+        raise LockfileError(
+            f"{label}: 'dependencies' is a {type(deps).__name__}, not an object",
+            _key_line(text, "dependencies"),
+        )
     _parse_v1(text, deps, graph, name, manifest)
     return graph
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line of the first `"key":` in the text (a top-level key of a lockfile), if any."""
+    at, _ = find_json_key(text, key, 0, _ANY_VALUE)
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
 
 
 def _unreferenced_top_level(graph: LockGraph) -> list[str]:
@@ -364,8 +377,13 @@ def _parse_v1(text: str, deps: dict, graph: LockGraph, name: str, manifest: dict
             )
         )
         resolver.add(key)
-        requires[key] = list(entry.get("requires") or {})
         children = entry.get("dependencies")
+        if "requires" in entry:
+            requires[key] = list(entry.get("requires") or {})
+        else:
+            # npm < 5 shrinkwraps record no `requires`: what is nested under a package is there
+            # because it needs it (npm 5+ always writes `requires` when something is nested).
+            requires[key] = list(children or {})
         if children:
             _, pos = find_json_key(text, "dependencies", pos, OBJECT_OPENER)
             stack.extend((key, n, e) for n, e in reversed(children.items()))

@@ -4,6 +4,10 @@ Package keys: v5 `/name/1.0.0_peer@2.0.0` (scoped `/@scope/name/1.0.0`, possibly
 registry host), v6 `/name@1.0.0(peer@2.0.0)`, v9 `name@1.0.0` under `packages` with the dependency
 graph under `snapshots` keyed with the peer suffixes. Projects are the `importers` (or, in older
 single-project lockfiles, the top-level dependency sections).
+
+pnpm 11 writes two YAML documents: first pnpm itself and the config dependencies (installed too,
+so they are packages like any other), then the project's lockfile. Every document is read; the
+keys of all but the last get a `(document N) ` prefix so that they never collide.
 """
 
 from __future__ import annotations
@@ -19,11 +23,19 @@ from steps.npm.lockfiles.graph import (
     load_yaml,
     project_name,
     split_spec,
+    yaml_documents,
     yaml_key_lines,
 )
 
 _NAME = re.compile(r"(?:@[^/@\s]+/)?[^/@\s:]+")
-_IMPORTER_GROUPS = ("dependencies", "devDependencies", "optionalDependencies")
+# pnpm 11's first document: pnpm itself and the config dependencies are installed too.
+_IMPORTER_GROUPS = (
+    "dependencies",
+    "devDependencies",
+    "optionalDependencies",
+    "configDependencies",
+    "packageManagerDependencies",
+)
 _NODE_GROUPS = ("dependencies", "optionalDependencies")
 
 
@@ -56,16 +68,43 @@ def _mapping(doc: dict, field: str, where: str, line: int | None = None) -> dict
 
 
 def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
-    doc = load_yaml(text, "pnpm-lock.yaml")
+    """Every document of the file: pnpm 11 writes one for pnpm itself and its config
+    dependencies (`packageManagerDependencies`, `configDependencies`) before the project's."""
     name = project_name((manifest or {}).get("name"), project)
-    if doc is None or doc == "":
+    documents: list[tuple[int, str, dict]] = []
+    for offset, segment in yaml_documents(text):
+        doc = load_yaml(segment, "pnpm-lock.yaml", offset)
+        if doc is None or doc == "":
+            continue
+        if not isinstance(doc, dict):
+            raise LockfileError(
+                f"pnpm-lock.yaml: expected a mapping at the top level, got {type(doc).__name__}",
+                offset + 1,
+            )
+        documents.append((offset, segment, doc))
+    if not documents:
         graph = LockGraph(format="pnpm (empty)")
         graph.add_root(name, [])
         return graph
-    if not isinstance(doc, dict):
-        raise LockfileError(
-            f"pnpm-lock.yaml: expected a mapping at the top level, got {type(doc).__name__}", 1
-        )
+    graph = LockGraph(format="")
+    roots: dict[str, list[str]] = {}
+    for index, (offset, segment, doc) in enumerate(documents):
+        last = index == len(documents) - 1
+        prefix = "" if last else f"(document {index + 1}) "
+        version = _read_document(doc, segment, offset, prefix, graph, roots)
+        if last:
+            graph.format = f"pnpm v{version}"
+    for path, direct in roots.items():
+        graph.add_root(name if path == "." else path, direct)
+    return graph
+
+
+def _read_document(
+    doc: dict, text: str, offset: int, prefix: str, graph: LockGraph, roots: dict[str, list[str]]
+) -> str:
+    """Add one document's packages, edges and importers to `graph` and `roots`; node keys get
+    `prefix` so that documents never collide. Returns its lockfileVersion."""
+    lines = yaml_key_lines(text, ["", "packages", "snapshots", "importers"], offset)
     raw_version = doc.get("lockfileVersion")
     try:
         major = float(raw_version)  # type: ignore[arg-type]
@@ -73,14 +112,14 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
         major = -1.0
     if not 5 <= major < 10:
         raise LockfileError(
-            f"pnpm-lock.yaml: unsupported lockfileVersion {raw_version!r} (5.x to 9.x are known)"
+            f"pnpm-lock.yaml: unsupported lockfileVersion {raw_version!r} (5.x to 9.x are known)",
+            lines[""].get("lockfileVersion"),
         )
-    graph = LockGraph(format=f"pnpm v{raw_version}")
-    lines = yaml_key_lines(text, ["packages", "snapshots", "importers"])
-    packages = _mapping(doc, "packages", "")
-    snapshots = _mapping(doc, "snapshots", "")
+    packages = _mapping(doc, "packages", "", lines[""].get("packages"))
+    snapshots = _mapping(doc, "snapshots", "", lines[""].get("snapshots"))
 
     deps_of: dict[str, list[tuple[str, str]]] = {}
+    nodes: dict[str, LockNode] = {}
 
     def add(key: str, pkg: object, graph_entry: object, line: int | None) -> None:
         for label, value in (("package", pkg), ("snapshot", graph_entry)):
@@ -100,7 +139,7 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
                 f"line {line}: package key {key!r} names no package and was skipped"
             )
             return
-        graph.add_node(LockNode(key=key, name=pkg_name, version=version, line=line))
+        nodes[key] = LockNode(key=prefix + key, name=pkg_name, version=version, line=line)
         pairs: list[tuple[str, str]] = []
         for group in _NODE_GROUPS:
             deps = _mapping(graph_entry, group, f"{key!r}: ", line)  # type: ignore[arg-type]
@@ -122,7 +161,6 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
             add(key, pkg, pkg, lines["packages"].get(key))
 
     v9 = bool(snapshots) or major >= 7
-    nodes = graph.nodes
     aliases: dict[str, str] = {}
 
     def resolve(dep: str, ref: str) -> str | None:
@@ -134,6 +172,8 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
             candidates = (f"/{dep}@{ref}", ref, f"/{ref}", f"{dep}@{ref}")
         else:
             candidates = (f"/{dep}/{ref}", ref, f"/{ref}", f"/{dep}@{ref}")
+        if "+" in ref:  # a config dependency pinned with its integrity: `1.0.0+sha512-...`
+            candidates += (f"{dep}@{ref.split('+', 1)[0]}",)
         for candidate in candidates:
             node = nodes.get(candidate)
             if node is not None:
@@ -144,9 +184,9 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
 
     for key, pairs in deps_of.items():
         out = [found for d, r in pairs if (found := resolve(d, r)) is not None and found != key]
-        graph.edges[key] = list(dict.fromkeys(out))
+        graph.edges[prefix + key] = [prefix + k for k in dict.fromkeys(out)]
 
-    importers = _mapping(doc, "importers", "")
+    importers = _mapping(doc, "importers", "", lines[""].get("importers"))
     if not importers:
         importers = {".": doc}
     for path, importer in importers.items():
@@ -155,14 +195,15 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
         if not isinstance(importer, dict):
             line = lines["importers"].get(path)
             raise LockfileError(f"pnpm-lock.yaml: importer {path!r} is not a mapping", line)
-        direct: list[str] = []
+        direct = roots.setdefault(str(path), [])
         for group in _IMPORTER_GROUPS:
             for dep, spec in _mapping(importer, group, f"importer {path!r}: ").items():
                 ref = spec.get("version") if isinstance(spec, dict) else spec
                 if isinstance(ref, str) and (found := resolve(str(dep), ref)) is not None:
-                    direct.append(found)
-        graph.add_root(name if path == "." else str(path), direct)
+                    direct.append(prefix + found)
 
-    for key, alias in aliases.items():
-        graph.nodes[key] = dataclasses.replace(graph.nodes[key], alias=alias)
-    return graph
+    for key, node in nodes.items():
+        alias = aliases.get(key)
+        graph.nodes[prefix + key] = dataclasses.replace(node, alias=alias) if alias else node
+        graph.edges.setdefault(prefix + key, [])
+    return str(raw_version)

@@ -25,8 +25,10 @@ from steps.npm.lockfiles.graph import (
 )
 
 _BERRY = re.compile(r"""^["']?__metadata["']?\s*:""", re.MULTILINE)
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
-_HEADER_SPEC = re.compile(r'"(?:[^"\\]|\\.)*"|[^,]+')
+# Quoted strings with possessive repeats: linear time and constant memory on a 20 MB token.
+_QUOTED = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_TOKEN = re.compile(_QUOTED + r"|\S++")
+_HEADER_SPEC = re.compile(_QUOTED + r"|[^,]++")
 _NON_REGISTRY_RANGE = (
     "file:",
     "link:",
