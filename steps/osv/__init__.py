@@ -1,0 +1,1 @@
+"""OSV malicious-package advisories turned into playbooks (`runbook new --from-osv`)."""
