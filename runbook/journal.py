@@ -2,6 +2,13 @@
 
 Each line is `{"seq", "ts", "event", "data", "prev", "hash"}`: `hash` is the sha256 of the
 canonical JSON (sorted keys, no spaces) of the entry without `hash`; the first `prev` is 64 zeros.
+
+The chain has no key: it shows that a journal was changed, not who changed it (anyone who can
+edit the file can recompute every hash). The head printed at the end of a run, kept elsewhere,
+is what pins a journal down (`audit verify --head`, `undo --head`).
+
+A journal is read as a regular file of at most `JOURNAL_LIMIT` bytes: a FIFO or a device named
+as a journal is refused at once, never waited on nor read until memory runs out.
 """
 
 from __future__ import annotations
@@ -11,13 +18,17 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from runbook.safeio import JOURNAL_LIMIT, MiB, read_regular
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "ts", "event", "data", "prev", "hash")
@@ -50,6 +61,64 @@ def _signals_deferred() -> Iterator[None]:
 
 class JournalError(Exception):
     """The journal cannot be used: locked by another writer, broken, unreadable."""
+
+
+class MalformedEntry(JournalError):
+    """An entry runbook cannot use: not an object, a field of the wrong type, a missing field.
+
+    `line` is the entry's line in the file (numbered as `audit verify` numbers them).
+    """
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(f"journal entry {line} is malformed: {what}")
+        self.line = line
+        self.what = what
+
+
+# The type every field of an entry has, as written by `Journal.append`.
+FIELD_TYPES: dict[str, tuple[type, str]] = {
+    "seq": (int, "an integer"),
+    "ts": (str, "text"),
+    "event": (str, "text"),
+    "data": (dict, "an object"),
+    "prev": (str, "text"),
+    "hash": (str, "text"),
+}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages (never the value: it may be anything)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def check_entry(entry: Any, line: int) -> dict[str, Any]:
+    """`entry` if it has exactly the fields of a journal entry, each of the right type;
+    `MalformedEntry` naming the first problem otherwise."""
+    if not isinstance(entry, dict):
+        raise MalformedEntry(line, f"{json_type(entry)}, not an object")
+    missing = [name for name in FIELDS if name not in entry]
+    if missing:
+        raise MalformedEntry(line, "missing " + ", ".join(missing))
+    extra = sorted(str(name) for name in entry if name not in FIELDS)
+    if extra:
+        raise MalformedEntry(line, f"{len(extra)} unknown field(s)")
+    for name, (kind, said) in FIELD_TYPES.items():
+        value = entry[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise MalformedEntry(line, f"{name} is {json_type(value)}, expected {said}")
+    return entry
 
 
 @dataclass
@@ -96,21 +165,33 @@ def verify_lines(lines: list[bytes], head: str | None = None) -> Verification:
     return Verification(True, count, prev)
 
 
+def _loads(raw: bytes) -> Any:
+    """A line's JSON value; `ValueError` for anything that is not JSON runbook can hold."""
+    try:
+        return json.loads(raw)
+    except RecursionError:  # nested deeper than any entry runbook writes
+        raise ValueError("nested too deeply") from None
+
+
 def _line_problem(raw: bytes, number: int, prev: str) -> str:
     try:
-        entry = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        entry = _loads(raw)
+    except ValueError:  # UnicodeDecodeError included
         return "not a JSON object (torn or edited line)"
     if not isinstance(entry, dict) or set(entry) != set(FIELDS):
         return "entry does not have exactly the fields " + ", ".join(FIELDS)
-    if entry["seq"] != number:
-        return f"seq is {entry['seq']}, expected {number} (line deleted, inserted or moved)"
+    if type(entry["seq"]) is not int or entry["seq"] != number:
+        seq = entry["seq"] if type(entry["seq"]) is int else json_type(entry["seq"])
+        return f"seq is {seq}, expected {number} (line deleted, inserted or moved)"
     if entry["prev"] != prev:
         return "prev does not match the hash of the line before (line deleted or moved)"
-    if entry_hash(entry) != entry["hash"]:
-        return "hash does not match the entry's content (line modified)"
-    if canonical(entry) != raw:
-        return "line is not in canonical form (re-encoded or edited)"
+    try:
+        if entry_hash(entry) != entry["hash"]:
+            return "hash does not match the entry's content (line modified)"
+        if canonical(entry) != raw:
+            return "line is not in canonical form (re-encoded or edited)"
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (\\udXXX), which runbook never writes (edited line)"
     return ""
 
 
@@ -120,19 +201,20 @@ def _inserted_before(lines: list[bytes], number: int, before: str, prev: str) ->
     if number < 2 or number >= len(lines):
         return False
     try:
-        entry, following = json.loads(lines[number - 1]), json.loads(lines[number])
-    except (ValueError, UnicodeDecodeError):
+        entry, following = _loads(lines[number - 1]), _loads(lines[number])
+        return (
+            isinstance(entry, dict)
+            and isinstance(following, dict)
+            and set(entry) == set(FIELDS)
+            and type(entry["seq"]) is int
+            and entry["seq"] == number - 1
+            and entry["prev"] == before
+            and entry_hash(entry) == entry["hash"]
+            and entry["hash"] != prev
+            and following.get("prev") == entry["hash"]
+        )
+    except (ValueError, UnicodeEncodeError):
         return False
-    return (
-        isinstance(entry, dict)
-        and isinstance(following, dict)
-        and set(entry) == set(FIELDS)
-        and entry["seq"] == number - 1
-        and entry["prev"] == before
-        and entry_hash(entry) == entry["hash"]
-        and entry["hash"] != prev
-        and following.get("prev") == entry["hash"]
-    )
 
 
 def _split(raw: bytes) -> list[bytes]:
@@ -143,20 +225,67 @@ def _split(raw: bytes) -> list[bytes]:
     return lines
 
 
+def read_journal(path: Path) -> bytes:
+    """The bytes of a journal file someone named: a regular file (a symlink to one is followed)
+    of at most `JOURNAL_LIMIT` bytes. Anything else raises `ReadRefused` (an `OSError`) at once."""
+    return read_regular(path, limit=JOURNAL_LIMIT, follow_symlinks=True)
+
+
+def verify_bytes(raw: bytes, head: str | None = None) -> Verification:
+    """Verify a journal's bytes (numbered as in the file)."""
+    return verify_lines(_split(raw), head)
+
+
 def verify(path: Path, head: str | None = None) -> Verification:
     """Verify a journal file."""
-    return verify_lines(_split(Path(path).read_bytes()), head)
+    return verify_bytes(read_journal(Path(path)), head)
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
-    """All entries of a journal, without verifying."""
+    """All entries of a journal that are JSON objects, without verifying or checking them."""
     entries = []
-    for raw in _split(Path(path).read_bytes()):
+    for raw in _split(read_journal(Path(path))):
         with contextlib.suppress(ValueError):
-            entry = json.loads(raw)
+            entry = _loads(raw)
             if isinstance(entry, dict):
                 entries.append(entry)
     return entries
+
+
+def numbered_entries(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """Each entry of a journal's bytes with its line number, every one checked (`check_entry`).
+
+    A torn last line (bytes after the last newline: what a crash leaves) is left out, as
+    `Journal` would set it aside; any other line that is not a sound entry, blank lines
+    included, raises `MalformedEntry`.
+    """
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+    out = []
+    for number, line in enumerate(_split(raw), start=1):
+        if not line.strip():
+            raise MalformedEntry(number, "blank line")
+        try:
+            entry = _loads(line)
+        except ValueError:
+            raise MalformedEntry(number, "not JSON") from None
+        out.append((number, check_entry(entry, number)))
+    return out
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(data: Any) -> Any:
+    """`data` with each lone surrogate (what `surrogateescape` makes of a file name that is not
+    UTF-8) written as its `\\udcXX` text, so the entry can be encoded, hashed and read back."""
+    if isinstance(data, str):
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
+    if isinstance(data, dict):
+        return {_encodable(key): _encodable(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_encodable(item) for item in data]
+    return data
 
 
 class Journal:
@@ -171,7 +300,7 @@ class Journal:
         self.redact = redact
         self._mutex = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = self._open()
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -182,8 +311,38 @@ class Journal:
         self.entries: list[dict[str, Any]] = []
         self._load()
 
+    def _open(self) -> int:
+        """The journal opened for appending: a regular file, created if missing (O_NONBLOCK:
+        a FIFO in its place is refused instead of waited on)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o600)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise JournalError(f"{self.path} is not a regular file; a journal must be one")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _read(self) -> bytes:
+        """The journal's bytes, read through the locked descriptor itself."""
+        size = os.fstat(self._fd).st_size
+        if size > JOURNAL_LIMIT:
+            os.close(self._fd)
+            raise JournalError(f"{self.path} is over the {JOURNAL_LIMIT // MiB} MiB journal limit")
+        chunks, offset = [], 0
+        while offset < size:
+            chunk = os.pread(self._fd, min(size - offset, 1 << 24), offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
     def _load(self) -> None:
-        raw = self.path.read_bytes()
+        raw = self._read()
         torn = b""
         if raw and not raw.endswith(b"\n"):
             cut = raw.rfind(b"\n") + 1
@@ -193,7 +352,13 @@ class Journal:
         if not result.ok:
             os.close(self._fd)
             raise JournalError(f"{self.path}: refusing to append to a broken chain: {result}")
-        self.entries = [json.loads(line) for line in lines]
+        try:
+            self.entries = [
+                check_entry(_loads(line), number) for number, line in enumerate(lines, start=1)
+            ]
+        except MalformedEntry:
+            os.close(self._fd)
+            raise
         if torn:
             aside = self.path.with_name(f"{self.path.name}.torn")
             n = 1
@@ -222,7 +387,7 @@ class Journal:
                 "seq": len(self.entries) + 1,
                 "ts": utc_now(),
                 "event": event,
-                "data": self.redact(data or {}),
+                "data": _encodable(self.redact(data or {})),
                 "prev": self.head,
             }
             entry["hash"] = entry_hash(entry)

@@ -67,9 +67,7 @@ def _target_relative(path: str) -> str:
 TargetRelativePath = Annotated[
     str,
     AfterValidator(_target_relative),
-    Field(
-        description="A path relative to the target that stays inside it: not absolute, no '~', no '..'."
-    ),
+    Field(description="A path relative to the target: not absolute, no '~', no '..'."),
 ]
 
 
@@ -296,6 +294,72 @@ class FileHash(Strict):
     confidence: Confidence = "high"
 
 
+def _file_name(value: str) -> str:
+    if not value or value in (".", "..") or re.search(r"[/\\\x00]", value):
+        raise ValueError(f"{value!r} is not a plain file name (like bundle.js: no '/', no '\\')")
+    return value
+
+
+def _repo_glob(value: str) -> str:
+    _target_relative(value)
+    if "\\" in value:
+        raise ValueError(f"{value!r}: separate the parts of the path with '/', not '\\'")
+    parts = value.split("/")
+    if any(part in ("", ".") for part in parts):
+        raise ValueError(
+            f"{value!r} has an empty or '.' part; write it like .github/workflows/*.yml"
+        )
+    if any("**" in part for part in parts):
+        raise ValueError(
+            f"{value!r}: '**' is not supported; '*' matches within one part of the path"
+        )
+    return value
+
+
+class PackageFile(Strict):
+    """A file a malicious version adds at the root of its package (the payload its install script
+    runs), looked for in every installed package and matched by its SHA-256."""
+
+    name: Annotated[str, AfterValidator(_file_name)] = Field(
+        description="File name at the package's root, e.g. `bundle.js`."
+    )
+    sha256: list[Annotated[str, Field(pattern=SHA256)]] = Field(
+        default_factory=list,
+        description="Known samples. Empty: the name alone is the indicator.",
+    )
+    packages: list[str] = Field(
+        default_factory=list, description="Only inside these packages; empty: in any package."
+    )
+    other_hashes: Literal["ignore", "at-risk"] = Field(
+        default="ignore",
+        description="A same-named file whose digest is not listed: `ignore` it (a common name "
+        "such as bundle.js) or report it `at-risk` (a name only the malware uses: a new variant).",
+    )
+    description: str = ""
+    confidence: Confidence = "high"
+
+
+class RepoFile(Strict):
+    """A file the malware writes into a repository (a GitHub Actions workflow), looked for in the
+    working tree of every repository scanned and, with `history`, in every commit of every ref."""
+
+    path: Annotated[str, AfterValidator(_repo_glob)] = Field(
+        description="Path under the repository root, '/'-separated; `*`, `?` and `[...]` match "
+        "within one part (`.github/workflows/*.yml`)."
+    )
+    sha256: list[Annotated[str, Field(pattern=SHA256)]] = Field(
+        default_factory=list, description="Known samples: a listed digest is evidence."
+    )
+    patterns: list[Annotated[str, AfterValidator(_regex)]] = Field(
+        default_factory=list,
+        description="Regular expressions searched in the file's text (multi-line mode); the "
+        "file is evidence when every one is found. With neither `sha256` nor `patterns`, the "
+        "path alone is evidence.",
+    )
+    description: str = ""
+    confidence: Confidence = "high"
+
+
 class Indicators(Strict):
     dependencies: list[str] = Field(
         default_factory=list, description="Package names whose mere presence is evidence."
@@ -306,6 +370,20 @@ class Indicators(Strict):
         default_factory=list, description="Processes the malware runs (checked by host_sweep)."
     )
     file_hashes: list[FileHash] = Field(default_factory=list)
+    package_files: list[PackageFile] = Field(
+        default_factory=list,
+        description="Payload files inside installed packages, matched by name and SHA-256.",
+    )
+    repo_files: list[RepoFile] = Field(
+        default_factory=list,
+        description="Files the malware writes into repositories (workflows), by path, hash or "
+        "content, in the working tree and the git history.",
+    )
+    runner_names: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Names of self-hosted GitHub Actions runners the malware registers; a "
+        "workflow whose `runs-on` names one is evidence.",
+    )
 
 
 class Incident(Strict):

@@ -21,6 +21,7 @@ from runbook.yamlsource import (
     YamlSyntaxError,
     format_loc,
     load_yaml,
+    read_source,
 )
 
 
@@ -302,28 +303,13 @@ def _when_loc(doc: SourceDocument, here: Loc, index: int) -> Loc:
 def load_playbook(
     path: Path, registry: Registry | None = None, display: str | None = None
 ) -> LoadedPlaybook:
-    """Read, parse and validate a playbook file. Raises `PlaybookInvalid`."""
+    """Read (a regular file of at most `PLAYBOOK_LIMIT` bytes), parse and validate a playbook
+    file. Raises `PlaybookInvalid`."""
     shown = display or str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PlaybookInvalid(
-            [_problem(shown, f"cannot read playbook: {exc.strerror or exc}")]
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise PlaybookInvalid([_problem(shown, "file is not valid UTF-8 text", line)]) from None
-    try:
+        raw, text = read_source(path, shown, what="playbook")
         doc = load_yaml(text, shown)
     except YamlSyntaxError as exc:
         raise PlaybookInvalid([exc.problem]) from None
     loaded = validate_document(doc, registry or default_registry(), hashlib.sha256(raw).hexdigest())
     return LoadedPlaybook(loaded.playbook, path, loaded.sha256, loaded.params)
-
-
-def _problem(path: str, message: str, line: int = 1) -> SourceProblem:
-    from runbook.yamlsource import Position
-
-    return SourceProblem(path, Position(line, 1), "", message)

@@ -8,8 +8,10 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from runbook.runstate import last_run_outcome
+from runbook.safeio import JOURNAL_LIMIT, open_regular
 
 
 def state_root(env: Mapping[str, str]) -> Path:
@@ -31,39 +33,62 @@ def run_dir(journal: Path) -> Path:
     return journal.with_name(journal.stem + ".d")
 
 
-def _first_entry(path: Path) -> dict | None:
+def _entry(line: bytes) -> dict[str, Any] | None:
+    """A line as an entry with text `event` and object `data`, or None."""
     try:
-        with path.open("rb") as handle:
-            return json.loads(handle.readline())
-    except (OSError, ValueError):
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
         return None
+    sound = isinstance(entry, dict) and isinstance(entry.get("event"), str)
+    return entry if sound and isinstance(entry.get("data"), dict) else None
+
+
+def _run_of(handle: BinaryIO, target: Path, mode: str) -> list[dict[str, Any]] | None:
+    """The entries of a journal whose run (first entry) is on `target` in `mode`; None for any
+    other journal, or one with an entry runbook would not have written (a torn line is fine:
+    resuming repairs it)."""
+    first = _entry(handle.readline())
+    if first is None or first["event"] != "run_started":
+        return None
+    if first["data"].get("target") != str(target) or first["data"].get("mode") != mode:
+        return None
+    entries = [first]
+    for line in handle:
+        entry = _entry(line)
+        if entry is None:
+            if line.endswith(b"\n"):
+                return None
+            break  # the torn last line
+        entries.append(entry)
+    return entries
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def find_unfinished(
     env: Mapping[str, str], playbook_id: str, target: Path, mode: str
 ) -> Path | None:
-    """The newest journal of this playbook, target and mode whose run did not complete."""
+    """The newest journal of this playbook, target and mode whose run did not complete.
+
+    Only regular files are read (no symlink is followed, a FIFO never blocks, each at most
+    `JOURNAL_LIMIT` bytes); anything else in the state directory is passed over.
+    """
     folder = state_root(env) / playbook_id
     if not folder.is_dir():
         return None
-    candidates = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = sorted(folder.glob("*.jsonl"), key=_mtime, reverse=True)
     for path in candidates:
-        first = _first_entry(path)
-        if not isinstance(first, dict) or first.get("event") != "run_started":
+        try:
+            with open_regular(path, limit=JOURNAL_LIMIT) as handle:
+                entries = _run_of(handle, target, mode)
+        except OSError:
             continue
-        data = first.get("data")
-        if not isinstance(data, dict):
-            continue
-        if data.get("target") != str(target) or data.get("mode") != mode:
-            continue
-        entries = []
-        with path.open("rb") as handle:
-            for line in handle:
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    continue
-        if last_run_outcome(entries) != "completed":
+        if entries and last_run_outcome(entries) != "completed":
             return path
     return None
 

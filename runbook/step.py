@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runbook.models import Outcome, Playbook, Severity, StepSpec
+from runbook.safeio import within
 
 if TYPE_CHECKING:
     from runbook.effects import Effects
@@ -94,6 +95,20 @@ class StepContext:
     journal_head: Any = None  # Callable[[], str]: the journal's current head hash
     # run options from the command line: allow_insecure_keyring, aws_endpoint_url, all_users
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def under_target(self, relative: str | Path, field: str = "path") -> Path:
+        """`relative` joined to the target and resolved; a StepError unless it stays inside.
+
+        Validation refuses absolute paths and `..` already; this catches a symlink inside the
+        target that leads out of it, at the moment the step acts.
+        """
+        path = (self.target / relative).resolve()
+        if not within(path, self.target):
+            raise StepError(
+                f"{self.step.id}: {field} {str(relative)!r} leads outside the target "
+                f"{self.target} (to {path})"
+            )
+        return path
 
     def keep_secret(self, *values: str | None) -> None:
         """Register values found at run time so no journal line, report or screen shows them."""

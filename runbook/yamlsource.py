@@ -1,18 +1,27 @@
-"""YAML loading that remembers where every key and value came from (line and column)."""
+"""YAML loading that remembers where every key and value came from (line and column).
+
+Every YAML file runbook reads for itself goes through `load_yaml`, which refuses what would
+otherwise hang, exhaust memory or raise a traceback: aliases (`*name`: nested ones expand
+exponentially, a self-referencing one never ends), and values PyYAML cannot build (a 5,000-digit
+integer, the date 0000-01-01). Each becomes a `file:line:col` problem.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from runbook.safeio import PLAYBOOK_LIMIT, read_regular
+
 try:  # the C loader is several times faster and keeps marks too
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 Loc = tuple[str | int, ...]
 
@@ -84,26 +93,91 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _pos(node: yaml.Node) -> Position:
+def _pos(node: yaml.Node | yaml.Event) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _walk(doc: SourceDocument, node: yaml.Node, loc: Loc) -> None:
-    doc.values[loc] = _pos(node)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
-            child = (*loc, key)
-            if key in seen:
-                doc.duplicates.append((child, _pos(key_node)))
-                doc.first_keys.setdefault(child, doc.keys[child])
-            seen.add(key)
-            doc.keys[child] = _pos(key_node)
-            _walk(doc, value_node, child)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(doc, item, (*loc, index))
+class _Unbuildable(Exception):
+    """A scalar PyYAML parsed but could not turn into a value (not a ValueError on purpose)."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+_TAGS = {
+    "tag:yaml.org,2002:int": "number",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:timestamp": "date",
+}
+
+
+def _unbuildable(node: yaml.Node, exc: Exception) -> str:
+    value = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    if node.tag == "tag:yaml.org,2002:int" and "digits" in str(exc):
+        digits = sum(c.isdigit() for c in value)
+        limit = sys.get_int_max_str_digits()
+        return f"number with {digits} digits is too long (at most {limit}; quote it for text)"
+    what = _TAGS.get(node.tag, "value")
+    return f"invalid {what} '{shown}': {exc}"
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, with values that cannot be built reported at their node."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise _Unbuildable(node, _unbuildable(node, exc)) from None
+
+
+class _AliasFound(Exception):
+    """The node graph shares a node: the document uses an alias."""
+
+
+def _walk(doc: SourceDocument, root: yaml.Node) -> dict[int, Loc]:
+    """Record every key's and value's position; returns each node's location by `id`.
+
+    Iterative, and every node is visited once: a node met a second time is an alias, refused.
+    """
+    where: dict[int, Loc] = {}
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in where:
+            raise _AliasFound
+        where[id(node)] = loc
+        doc.values[loc] = _pos(node)
+        children: list[tuple[yaml.Node, Loc]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                if id(key_node) in where:
+                    raise _AliasFound
+                where[id(key_node)] = loc
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+                child = (*loc, key)
+                if key in seen:
+                    doc.duplicates.append((child, _pos(key_node)))
+                    doc.first_keys.setdefault(child, doc.keys[child])
+                seen.add(key)
+                doc.keys[child] = _pos(key_node)
+                children.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, (*loc, index)) for index, item in enumerate(node.value)]
+        stack.extend(reversed(children))  # document order, as a recursive walk would go
+    return where
+
+
+def _first_alias(text: str) -> tuple[Position, str]:
+    """Where the first alias (`*name`) of the document is, and its name."""
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.AliasEvent):
+            return _pos(event), str(event.anchor)
+    return Position(1, 1), ""  # pragma: no cover - only called when an alias was seen
 
 
 _INDENTATION_HINTS = ("expected '-' indicator", "expected key", "expected <block end>")
@@ -153,11 +227,17 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> tuple[Position, str
 
 
 def load_yaml(text: str, path: str) -> SourceDocument:
-    """Parse one YAML document, raising `YamlSyntaxError` with file:line:col on bad syntax."""
+    """Parse one YAML document, raising `YamlSyntaxError` with file:line:col on bad syntax, on
+    an alias, and on a value that cannot be built. Aliases are refused before anything is
+    expanded."""
     loader = _Loader(text)
+    doc = SourceDocument(path=path, data=None)
+    where: dict[int, Loc] = {}
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is not None:
+            where = _walk(doc, node)
+            doc.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         position, problem = _syntax_problem(exc, text)
         raise YamlSyntaxError(
@@ -167,29 +247,44 @@ def load_yaml(text: str, path: str) -> SourceDocument:
         raise YamlSyntaxError(
             SourceProblem(path, Position(1, 1), "", f"YAML error: {exc}")
         ) from None
+    except _AliasFound:
+        position, name = _first_alias(text)
+        message = (
+            f"YAML alias '*{name}' is not allowed (aliases can expand without limit);"
+            " write the value out in full"
+        )
+        raise YamlSyntaxError(SourceProblem(path, position, "", message)) from None
+    except _Unbuildable as exc:
+        loc = where.get(id(exc.node), ())
+        problem = SourceProblem(path, _pos(exc.node), format_loc(loc), exc.message)
+        raise YamlSyntaxError(problem) from None
     finally:
         loader.dispose()
-    doc = SourceDocument(path=path, data=data)
-    if node is not None:
-        _walk(doc, node, ())
     return doc
 
 
-def read_yaml_file(path: Path, display: str | None = None) -> SourceDocument:
-    """Read and parse a YAML file; unreadable or undecodable files become `YamlSyntaxError`."""
+def read_source(path: Path, display: str | None = None, *, what: str = "file") -> tuple[bytes, str]:
+    """The bytes and text of a YAML source file, read as a regular file of at most
+    `PLAYBOOK_LIMIT` bytes (a named symlink is followed; a FIFO or device is refused, never
+    waited on). Unreadable or undecodable files become `YamlSyntaxError`."""
     shown = display or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, limit=PLAYBOOK_LIMIT, follow_symlinks=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise YamlSyntaxError(
-            SourceProblem(shown, Position(1, 1), "", f"cannot read file: {reason}")
+            SourceProblem(shown, Position(1, 1), "", f"cannot read {what}: {reason}")
         ) from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw, raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise YamlSyntaxError(
             SourceProblem(shown, Position(line, 1), "", "file is not valid UTF-8 text")
         ) from None
-    return load_yaml(text, shown)
+
+
+def read_yaml_file(path: Path, display: str | None = None) -> SourceDocument:
+    """Read and parse a YAML file; unreadable or undecodable files become `YamlSyntaxError`."""
+    shown = display or str(path)
+    return load_yaml(read_source(path, shown)[1], shown)

@@ -57,7 +57,7 @@ class DetectStep(StepKind):
     def _paths(self, ctx: StepContext) -> list[Path]:
         paths = []
         for relative in self.params.paths:
-            path = (ctx.target / relative).resolve()
+            path = ctx.under_target(relative, "paths")
             if not path.is_dir():
                 raise StepError(f"detect: {relative} is not a directory under {ctx.target}")
             paths.append(path)

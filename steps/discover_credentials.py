@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from runbook.models import TargetRelativePath
 from runbook.step import (
     Finding,
     Plan,
@@ -29,7 +30,7 @@ class DiscoverCredentialsParams(StepParams):
         default=True,
         description="Also HOME's credential files, the environment and runbook's keyring.",
     )
-    paths: list[str] = Field(
+    paths: list[TargetRelativePath] = Field(
         default_factory=list, description="Extra directories to search, relative to the target."
     )
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from runbook.models import TargetRelativePath
 from runbook.step import (
     Action,
     Finding,
@@ -60,7 +61,9 @@ LISTED = 8  # findings named in a failure summary
 
 
 class ReinstallParams(StepParams):
-    path: str = Field(default=".", description="The project to reinstall, relative to the target.")
+    path: TargetRelativePath = Field(
+        default=".", description="The project to reinstall, relative to the target."
+    )
     manager: Literal["npm", "yarn1", "berry", "pnpm", "bun"] | None = Field(
         default=None,
         description="Package manager to use; default: detected (packageManager, lockfile).",
@@ -98,7 +101,7 @@ class ReinstallStep(StepKind):
 
     # -- observing ---------------------------------------------------------------------------
     def _project(self, ctx: StepContext) -> Path:
-        project = (ctx.target / self.params.path).resolve()
+        project = ctx.under_target(self.params.path)
         if not (project / "package.json").is_file():
             raise StepError(f"reinstall: no package.json in {project}")
         return project

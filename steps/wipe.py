@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import Field
 
 from runbook.effects import tree_size
+from runbook.models import TargetRelativePath
 from runbook.step import (
     Action,
     Plan,
@@ -38,7 +39,7 @@ NOT_DESCENDED = frozenset({".git", ".hg", ".svn"}) | HOST_DIRS
 
 
 class WipeParams(StepParams):
-    paths: list[str] = Field(
+    paths: list[TargetRelativePath] = Field(
         default_factory=lambda: ["."],
         description="Directories to clear, relative to the target (never outside it).",
     )

@@ -121,7 +121,7 @@ def test_live_headless_remediation(fixture, registry, tmp_path):
     assert verify(journal).ok
     assert verify(journal, head).ok
 
-    undo = runbook(env, "undo", journal)
+    undo = runbook(env, "undo", journal, "--target", project, "--head", head)
     assert undo.returncode == 0, undo.stdout + undo.stderr
     for name, data in original.items():
         assert (project / name).read_bytes() == data, name

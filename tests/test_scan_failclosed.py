@@ -159,6 +159,14 @@ def test_outputs_of_a_clean_and_of_an_affected_scan(tmp_path):
             1,  # at risk wins over unknown
         ),
         ({"package.json": b'{"dependencies": {"axios": "1.14.0"}}'}, 0),
+        # an installed package.json nested 100,000 deep: unknown, never a RecursionError
+        (
+            {
+                "package.json": b'{"dependencies": {"left-pad": "1.0.0"}}',
+                "node_modules/axios/package.json": b"[" * 100_000 + b"]" * 100_000,
+            },
+            3,
+        ),
     ],
 )
 def test_exit_codes(sandbox_env, tmp_path, files, code):

@@ -132,9 +132,10 @@ def test_undo_restores_every_file_byte_for_byte(tmp_path, sandbox_env, run_cli):
     assert (target / "package.json").read_bytes() == b'{"v": 3}\n'
     assert (target / "new.txt").exists()
 
-    result = run_cli("undo", journal)
+    result = run_cli("undo", journal, "--target", target, "--head", summary.head)
     assert result.returncode == 0, result.stderr
     assert snapshot(target) == originals  # content and mode; new.txt is gone
+    assert result.stdout.startswith(f"target: {target.resolve()}\n")
     assert "restored" in result.stdout and "removed" in result.stdout
     assert verify(journal).ok
     done = undo_entries(journal)
@@ -146,7 +147,7 @@ def test_undo_restores_every_file_byte_for_byte(tmp_path, sandbox_env, run_cli):
     assert all(d["outcome"] == "ok" for d in done)
     assert result.stdout.strip().endswith(read_entries(journal)[-1]["hash"])
 
-    again = run_cli("undo", journal)
+    again = run_cli("undo", journal, "--target", target)
     assert again.returncode == 0, again.stderr
     assert "nothing to undo" in again.stdout
     assert len(undo_entries(journal)) == 3  # the second undo journals nothing new
@@ -159,7 +160,7 @@ def test_a_file_edited_after_the_run_is_refused_without_force(tmp_path, sandbox_
     journal, _ = live_run(tmp_path, target, STEPS, sandbox_env)
     (target / "package.json").write_bytes(b'{"v": "edited by hand"}\n')
 
-    result = run_cli("undo", journal)
+    result = run_cli("undo", journal, "--target", target)
     assert result.returncode == 1
     assert "REFUSED" in result.stdout and "package.json" in result.stdout
     assert "--force" in result.stdout
@@ -169,7 +170,7 @@ def test_a_file_edited_after_the_run_is_refused_without_force(tmp_path, sandbox_
     refused = [d for d in undo_entries(journal) if d["outcome"] == "refused"]
     assert [Path(d["path"]).name for d in refused] == ["package.json"]
 
-    forced = run_cli("undo", journal, "--force")
+    forced = run_cli("undo", journal, "--target", target, "--force")
     assert forced.returncode == 0, forced.stdout
     assert snapshot(target) == originals
     assert verify(journal).ok
@@ -184,6 +185,11 @@ def test_undo_dry_run_changes_nothing(tmp_path, sandbox_env, run_cli):
     assert result.returncode == 0, result.stderr
     assert "would restore" in result.stdout and "would remove" in result.stdout
     assert "dry run" in result.stdout
+    # without --target a dry run shows the journal's target, and says it is not checked
+    assert result.stdout.startswith(f"target: {target.resolve()} (as the journal says; ")
+    checked = run_cli("undo", journal, "--dry-run", "--target", target)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"target: {target.resolve()}\n")
     assert snapshot(target) == before_files
     assert journal.read_bytes() == before_journal
 
@@ -192,7 +198,7 @@ def test_a_dry_run_journal_has_nothing_to_undo(tmp_path, sandbox_env, run_cli):
     target, originals = make_project(tmp_path)
     journal, _ = live_run(tmp_path, target, STEPS, sandbox_env, dry_run=True)
     assert snapshot(target) == originals
-    result = run_cli("undo", journal)
+    result = run_cli("undo", journal, "--target", target)
     assert result.returncode == 0
     assert "nothing to undo" in result.stdout
     assert snapshot(target) == originals
@@ -203,11 +209,11 @@ def test_undo_refuses_a_journal_in_use_and_a_missing_one(tmp_path, sandbox_env, 
     journal, _ = live_run(tmp_path, target, STEPS, sandbox_env)
     before = snapshot(target)
     with Journal(journal, Redactor()):
-        result = run_cli("undo", journal)
+        result = run_cli("undo", journal, "--target", target)
     assert result.returncode == 1
     assert "in use" in result.stderr
     assert snapshot(target) == before
-    missing = run_cli("undo", tmp_path / "nope.jsonl")
+    missing = run_cli("undo", tmp_path / "nope.jsonl", "--target", target)
     assert missing.returncode == 2
 
 
@@ -222,7 +228,7 @@ def test_a_tampered_backup_is_refused(tmp_path, sandbox_env, run_cli):
         and d["path"].endswith("lock.txt")
     ]
     Path(backup).write_bytes(b"not the original\n")
-    result = run_cli("undo", journal)
+    result = run_cli("undo", journal, "--target", target)
     assert result.returncode == 1
     assert "does not match" in result.stdout
     assert (target / "sub/lock.txt").read_bytes() == b"lock v2\n"
@@ -248,7 +254,7 @@ def test_a_journal_naming_files_outside_the_target_is_refused(tmp_path, sandbox_
                 "outcome": "ok",
             },
         )
-    result = run_cli("undo", journal)
+    result = run_cli("undo", journal, "--target", target)
     assert result.returncode == 1
-    assert "outside the run's target" in result.stdout
+    assert f"REFUSED {outside}: outside the target ({target.resolve()})" in result.stdout
     assert outside.read_bytes() == b"precious\n"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, get_args
 from runbook.redact import fingerprint
 from steps.credentials.model import Credential, CredentialType, Discovery, Location
 from steps.credentials.patterns import token_type
-from steps.credentials.sources import docker, git, github, revoke, ssh
+from steps.credentials.sources import azure, docker, gcp, git, github, revoke, ssh
 from steps.credentials.sources.assignments import from_env
 from steps.credentials.sources.aws import aws_files, scan_aws_file
 from steps.credentials.sources.common import Collector
@@ -170,11 +170,13 @@ def discover(
 
 
 def _host_tools(home: Path, env: dict[str, str], collector: Collector) -> None:
-    """gh, git, docker and SSH."""
+    """gh, git, docker, SSH, Google Cloud and Azure."""
     github.scan(home, env, collector)
     git.scan(home, env, collector)
     docker.scan(home, env, collector)
     ssh.scan(home, collector)
+    gcp.scan(home, env, collector)
+    azure.scan(home, env, collector)
 
 
 # -- the keyring ---------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def discover_for_step(
     environment and runbook's keyring. Every value found is registered with the redactor."""
     from steps.credentials.vault import Vault
 
-    targets = [ctx.target, *(Path(os.path.normpath(ctx.target / p)) for p in paths)]
+    targets = [ctx.target, *(ctx.under_target(p, "paths") for p in paths)]
     vault = None
     if host:
         try:

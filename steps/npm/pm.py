@@ -48,7 +48,7 @@ def detect_manager(project: Path) -> Detected:
     )
     try:
         manifest = json.loads(read_regular(project / "package.json", limit=MANIFEST_LIMIT))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         manifest = {}
     field = manifest.get("packageManager") if isinstance(manifest, dict) else None
     if isinstance(field, str) and "@" in field:
