@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools test lint format demo lock clean
+.PHONY: setup tools browser test lint format demo lock clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,17 @@ $(TOOLS_STAMP): $(TOOLS_DIR)/package-lock.json
 	cd $(TOOLS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --userconfig tools.npmrc
 	touch $(TOOLS_STAMP)
 
-test: $(STAMP) $(TOOLS_STAMP)
+# A real browser for the HTML report tests: Debian's chromium (no browser download works here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null)); \
+	  else \
+	    echo "the tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; }
+
+test: $(STAMP) $(TOOLS_STAMP) browser
 	$(BIN)/ruff check runbook steps tests
 	$(BIN)/ruff format --check runbook steps tests
 	$(BIN)/python -m pytest -q

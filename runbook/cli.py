@@ -80,16 +80,24 @@ def _parser(plugins: bool = True) -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of the playbook format")
     sub.add_parser("list", help="list the bundled playbooks")
 
+    from runbook.record import cli as record_cli
+
     audit = sub.add_parser("audit", help="audit-log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = audit_sub.add_parser("verify", help="verify a journal's hash chain")
+    verify = audit_sub.add_parser("verify", help="verify a journal's hash chain (and signature)")
     verify.add_argument("journal", type=Path)
     verify.add_argument("--head", help="the head hash printed at the end of the run")
+    record_cli.register_audit_verify_args(verify)
+    sign = audit_sub.add_parser("sign", help="sign a journal's head with your SSH key")
+    record_cli.register_audit_sign_args(sign)
 
-    report = sub.add_parser("report", help="render a journal as the post-incident action log")
-    report.add_argument("journal", type=Path)
-    report.add_argument("--format", choices=("md", "json"), default="md")
-    report.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    report = sub.add_parser(
+        "report", help="the post-incident action log of one journal, or of many merged"
+    )
+    record_cli.register_report_args(report)
+
+    export = sub.add_parser("export", help="export a playbook to another format (cacao)")
+    record_cli.register_export_args(export)
 
     note = sub.add_parser("note", help="add a note to a run's journal")
     note.add_argument("journal", type=Path)
@@ -200,6 +208,10 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """The journal's path and the reason quote journal text: shown escaped."""
+    if args.signature is not None or args.allowed_signers is not None:
+        from runbook.record.cli import audit_verify_signature
+
+        return audit_verify_signature(args)
     from runbook.journal import verify
     from runbook.termsafe import printable
 
@@ -216,23 +228,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from runbook.journal import MalformedEntry
-    from runbook.report import render
-    from runbook.termsafe import printable
+    """One journal as before, or many merged into one incident record."""
+    from runbook.record.cli import report_many
 
-    try:
-        text = render(args.journal, args.format)
-    except OSError as exc:
-        _err(printable(f"cannot read {args.journal}: {exc.strerror or exc}"))
-        return EXIT_USAGE
-    except MalformedEntry as exc:
-        _err(printable(f"{args.journal}: {exc}"))
-        return EXIT_USAGE
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return report_many(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from runbook.record.cli import export_cacao
+
+    return export_cacao(args)  # the only format so far: `runbook export cacao PLAYBOOK`
 
 
 def cmd_note(args: argparse.Namespace) -> int:
@@ -331,6 +336,7 @@ COMMANDS = {
     "note": cmd_note,
     "undo": cmd_undo,
     "demo": cmd_demo,
+    "export": cmd_export,
 }
 
 
@@ -354,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     if args.command == "audit":
-        handler = cmd_audit_verify
+        handler = getattr(args, "handler", None) or cmd_audit_verify
     else:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:

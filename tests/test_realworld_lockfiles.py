@@ -42,6 +42,10 @@ FIXTURES: dict[str, Fixture] = {
     "npm-v1/metrics/package-lock.json": Fixture(
         "npm-v1", "metrics", "telemetry-github", "telemetry-github@0.0.0"
     ),
+    # the parent is itself one of the entries npm 6 wrote with `"resolved": false`
+    "npm-v1-resolved-false/github/package-lock.json": Fixture(
+        "npm-v1", "github", "append-transform", "append-transform@1.0.0"
+    ),
     "npm-v2/only-allow/package-lock.json": Fixture(
         "npm-v2", "only-allow2", "node_modules/boxen", "boxen@4.2.0"
     ),
@@ -71,6 +75,13 @@ FIXTURES: dict[str, Fixture] = {
     ),
     "yarn-berry-v6/node-sea/yarn.lock": Fixture(
         "berry", "node-sea", "lodash@npm:^4.17.21", "lodash@4.17.21"
+    ),
+    "yarn-berry-v8/eslint-plugin-sqlite/yarn.lock": Fixture(
+        "berry", "eslint-plugin-sqlite", "chalk@npm:^4.0.0", "chalk@4.1.2"
+    ),
+    # buffer-from has no `dependencies:` group yet: the injector adds one
+    "yarn-berry-v9/pnp-rs/yarn.lock": Fixture(
+        "berry", "global-cache", "buffer-from@npm:^1.0.0", "buffer-from@1.1.2"
     ),
 }
 LOCKFILES = sorted(
@@ -330,12 +341,15 @@ def test_corpus_covers_every_format_and_is_documented():
     assert set(LOCKFILES) == set(FIXTURES)
     assert {rel.split("/")[0] for rel in LOCKFILES} >= {
         "npm-v1",
+        "npm-v1-resolved-false",
         "npm-v2",
         "npm-v3",
         "npm-shrinkwrap",
         "yarn-v1",
         "yarn-berry-v4",
         "yarn-berry-v6",
+        "yarn-berry-v8",
+        "yarn-berry-v9",
         "pnpm-v5.4",
         "pnpm-v6.0",
         "pnpm-v9.0",
@@ -404,3 +418,40 @@ def test_decoys_injected_are_not_flagged(rel, tmp_path):
     text = "\n".join(lines)
     assert "axios-retry" in text and "1.14.10" in text
     assert findings == [], [f.message for f in findings]
+
+
+RESOLVED_FALSE = "npm-v1-resolved-false/github/package-lock.json"
+
+
+def test_npm6_resolved_false_entries_are_read_as_registry_entries():
+    path = REALWORLD / RESOLVED_FALSE
+    text = path.read_text(encoding="utf-8")
+    false_lines = [i for i, line in enumerate(text.split("\n"), 1) if '"resolved": false' in line]
+    assert len(false_lines) >= 50  # what this fixture was chosen for (npm/cli#1138)
+    graph = parse_lockfile(path, path.read_bytes(), None)
+    # each `"resolved": false` line sits two lines under its entry's key: all became nodes
+    by_line = {node.line: node for node in graph.nodes.values()}
+    missing = [line for line in false_lines if line - 2 not in by_line]
+    assert missing == []
+    assert all(by_line[line - 2].version for line in false_lines)
+
+
+def test_bad_version_written_with_resolved_false_is_found(tmp_path):
+    """The compromised entry itself carries npm 6's `"resolved": false`: it is still found."""
+    fixture = FIXTURES[RESOLVED_FALSE]
+    text = (REALWORLD / RESOLVED_FALSE).read_text(encoding="utf-8")
+    text, _, marker = INJECTORS["npm-v1"](text, None, "axios", "1.14.1", fixture.parent)
+    doc = json.loads(text)
+    doc["dependencies"]["axios"]["resolved"] = False
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    target = tmp_path / "package-lock.json"
+    target.write_text(text, encoding="utf-8")
+    lines = text.split("\n")
+    [line] = [i for i, ln in enumerate(lines, 1) if ln == marker]
+    assert lines[line + 1] == '      "resolved": false,'
+    findings = list(scan_lockfile(target, target.read_bytes(), BAD))
+    assert [f.message for f in findings if f.severity == "unknown"] == []
+    [bad] = [f for f in findings if f.severity == "compromised"]
+    assert (bad.package, bad.version, bad.line) == ("axios", "1.14.1", line)
+    assert bad.via[0] == fixture.project
+    assert bad.via[-1] == fixture.parent_label

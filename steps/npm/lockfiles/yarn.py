@@ -43,6 +43,11 @@ _PATCH_VERSION = re.compile(r"npm%3A([^#&:%]+)|::version=([^&]+)")
 
 
 def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
+    if text.lstrip().startswith("{"):
+        # yarn 6 (zpm) writes yarn.lock as JSON: not read yet, and never taken as clean
+        raise LockfileError(
+            "yarn.lock is JSON (the yarn 6 format), which this scanner cannot read yet", 1
+        )
     if _BERRY.search(text):
         return _parse_berry(text, project, manifest)
     return _parse_v1(text, project, manifest)
