@@ -38,6 +38,9 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # the machine's own cloud CLI configuration must not reach credential discovery
+    for key in ("CLOUDSDK_CONFIG", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_CONFIG_DIR"):
+        monkeypatch.delenv(key, raising=False)
     full = dict(os.environ)
     full.update(env)
     return full

@@ -628,11 +628,11 @@ def test_step_without_host_reads_the_target_and_extra_paths_only(
     world: World, tmp_path: Path
 ) -> None:
     extra = world.target / "packages"
-    plan, state, *_ = run_step(
-        world, tmp_path, dry_run=False, host=False, paths='["../outside", "missing"]'
-    )
+    plan, state, *_ = run_step(world, tmp_path, dry_run=False, host=False, paths='["missing"]')
     paths = {f.path for f in plan.findings if f.kind.startswith("credential:") and f.path}
-    assert str(world.home.parent / "outside" / ".env") in paths  # an extra path, named on purpose
+    # extra paths are relative to the target and stay inside it (`../outside` is refused when the
+    # playbook is validated: tests/test_playbook_validation.py)
+    assert str(world.home.parent / "outside" / ".env") not in paths
     assert not any(p.startswith(str(world.home)) for p in paths)
     assert str(extra / "app" / ".npmrc") in paths
     [missing] = [f for f in plan.findings if f.kind == "credential:unreadable"]

@@ -26,6 +26,8 @@ CredentialType = Literal[
     "docker-auth",  # a registry login in ~/.docker/config.json
     "git-credential",  # a password or token in ~/.git-credentials
     "generic-secret",  # high-entropy value under a name that says it is a secret
+    "gcp-credential",  # Google Cloud user, application-default or service-account credentials
+    "azure-credential",  # Azure CLI tokens, service principals
 ]
 # How the credential gets rotated: by `rotate_aws_keys`, by `rotate_npm_tokens`, by a person
 # (a checklist item), or not at all because runbook itself created it after the incident.

@@ -37,6 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE|DIR",
         help="OSV records (JSON files, or directories searched for *.json)",
     )
+    parser.add_argument(
+        "--from-list",
+        nargs="+",
+        action="extend",
+        type=Path,
+        metavar="FILE",
+        help="flat lists of bad versions, one a line: name<TAB>version or name@version "
+        "(with or without --from-osv; the playbook takes every version of every source)",
+    )
+    parser.add_argument(
+        "--no-pins",
+        action="store_true",
+        help="leave safe pins out instead of leaving them to fill in (for lists too long to "
+        "pin by hand): the pin step then stops at a project that needs one, naming the package",
+    )
     parser.add_argument("--id", dest="playbook_id", metavar="ID", help="the playbook's id")
     parser.add_argument("--title", help="the playbook's title (default: from the packages)")
     parser.add_argument(
@@ -73,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
             "with a letter or digit"
         )
         return USAGE
-    if args.from_osv:
+    if args.from_osv or args.from_list:
         if args.playbook_id is None:
-            _say("--id ID is needed with --from-osv (e.g. --id axios-2026-03)")
+            given = "--from-osv" if args.from_osv else "--from-list"
+            _say(f"--id ID is needed with {given} (e.g. --id axios-2026-03)")
             return USAGE
         draft = _from_osv(args)
     else:
@@ -104,14 +120,26 @@ def _from_osv(args: argparse.Namespace) -> IncidentDraft | None:
     from steps.osv.merge import merge
     from steps.osv.pins import complete
     from steps.osv.records import read_records
+    from steps.osv.versionlist import add_lists, read_lists
 
-    records, problems = read_records(list(args.from_osv))
+    records, problems = read_records(list(args.from_osv)) if args.from_osv else ([], [])
+    lists, list_problems = read_lists(list(args.from_list or []))
+    problems += list_problems
     if problems:
         for problem in problems:
             _say(str(problem))
         _say(f"new: {len(problems)} unusable input files or records; nothing written")
         return None
     draft = merge(records, args.playbook_id)
+    if not records:
+        draft.summary = ""  # written from the lists' packages instead
+    add_lists(draft, lists)
+    if args.no_pins:
+        draft.warnings.append(
+            "no safe pins (--no-pins): the pin step stops at a project that resolves or admits "
+            "a bad version, naming the package and its major line; add `safe_pins` for the "
+            "packages your projects use (`npm view PACKAGE versions`)"
+        )
     if not draft.packages:
         for note in draft.notes:
             _say(f"note: {note}")
@@ -119,7 +147,7 @@ def _from_osv(args: argparse.Namespace) -> IncidentDraft | None:
             "new: no package left to put in a playbook (every record was skipped); nothing written"
         )
         return None
-    complete(draft, args.registry)
+    complete(draft, args.registry, pins=not args.no_pins)
     return draft
 
 
@@ -132,7 +160,10 @@ def _write(draft: IncidentDraft, args: argparse.Namespace) -> int:
     from runbook.yamlsource import YamlSyntaxError, load_yaml
     from steps.osv.generate import render
 
-    command = "runbook new --from-osv" if draft.sources else "runbook new"
+    given = [
+        opt for opt, used in (("--from-osv", draft.sources), ("--from-list", draft.lists)) if used
+    ]
+    command = " ".join(["runbook new", *given])
     text = render(draft, command)
     output = args.output or f"{draft.id}.yaml"
     if output != "-":

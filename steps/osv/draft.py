@@ -85,6 +85,8 @@ class IncidentDraft:
     warnings: list[str] = field(default_factory=list)  # a person must review these
     notes: list[str] = field(default_factory=list)  # what was done, for the record
     sources: list[str] = field(default_factory=list)  # the records read
+    lists: list[str] = field(default_factory=list)  # the version lists read (`--from-list`)
+    summary_notes: list[str] = field(default_factory=list)  # paragraphs added to the summary
 
     def package(self, name: str) -> PackageDraft:
         return self.packages.setdefault(name, PackageDraft(name))

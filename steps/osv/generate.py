@@ -62,9 +62,13 @@ def render(draft: IncidentDraft, command: str = "runbook new") -> str:
 
 
 def header(draft: IncidentDraft, command: str) -> str:
+    inputs = [f"{len(draft.sources)} OSV records"] if draft.sources else []
+    inputs += [f"{len(draft.lists)} version list{'s' if len(draft.lists) != 1 else ''}"] * bool(
+        draft.lists
+    )
     lines = [
-        f"Playbook written by `{command}` from {len(draft.sources)} OSV records"
-        if draft.sources
+        f"Playbook written by `{command}` from {' and '.join(inputs)}"
+        if inputs
         else f"Playbook written by `{command}` from answers to its questions",
         "Format: docs/playbook.md. Check it with `runbook validate FILE`.",
     ]
@@ -90,6 +94,8 @@ def header(draft: IncidentDraft, command: str) -> str:
         lines += ["", "Notes:", *[f"- {n}" for n in draft.notes]]
     if draft.sources:
         lines += ["", "Records read:", *[f"- {s}" for s in draft.sources]]
+    if draft.lists:
+        lines += ["", "Version lists read:", *[f"- {s}" for s in draft.lists]]
     out = []
     for line in lines:
         safe = printable(line)  # one comment line stays one line, whatever a record holds
@@ -135,8 +141,9 @@ def dump(document: dict[str, Any]) -> str:
 
 
 def _summary(draft: IncidentDraft) -> str:
-    listed = ", ".join(f"`{p.name}` ({p.describe()})" for p in draft.packages.values())
+    listed = shorten([f"`{p.name}` ({p.describe()})" for p in draft.packages.values()])
     parts = [draft.summary.strip() or f"Malicious npm package versions: {listed}."]
+    parts += draft.summary_notes
     fill = draft.fill_ins()
     if draft.warnings or fill:
         review = ["## Review before use", ""]
@@ -144,6 +151,14 @@ def _summary(draft: IncidentDraft) -> str:
         review += [f"- Fill in the safe {line}.x pin of {name}." for name, line in fill]
         parts.append("\n".join(review))
     return "\n\n".join(parts)
+
+
+def shorten(items: list[str], limit: int = 12) -> str:
+    """`a, b, c`; past `limit` items, the first ones and how many more (every one of them is in
+    `incident.packages`)."""
+    if len(items) <= limit:
+        return ", ".join(items)
+    return f"{', '.join(items[:limit])} and {len(items) - limit:,} more (see incident.packages)"
 
 
 def _title(draft: IncidentDraft) -> str:

@@ -88,8 +88,9 @@ def _opener(registry: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []))
 
 
-def complete(draft: IncidentDraft, registry: str | None) -> None:
-    """Fill in pins (from the registry when given), expand ranges, learn publish times."""
+def complete(draft: IncidentDraft, registry: str | None, *, pins: bool = True) -> None:
+    """Fill in pins (from the registry when given), expand ranges, learn publish times.
+    Without `pins`, no safe pin is looked up or left to fill in."""
     reachable = registry is not None
     for package in draft.packages.values():
         if package.any_version:
@@ -105,13 +106,18 @@ def complete(draft: IncidentDraft, registry: str | None) -> None:
                 if packument is None:
                     package.notes.append(f"The registry {registry} does not know {package.name}.")
         if packument is not None:
-            _from_registry(draft, package, packument, registry or "")
-        for line in package.pin_lines():
+            _from_registry(draft, package, packument, registry or "", pins=pins)
+        for line in package.pin_lines() if pins else ():
             package.safe_pins.setdefault(line, fill_in(package.name, line))
 
 
 def _from_registry(
-    draft: IncidentDraft, package: PackageDraft, packument: Packument, registry: str
+    draft: IncidentDraft,
+    package: PackageDraft,
+    packument: Packument,
+    registry: str,
+    *,
+    pins: bool = True,
 ) -> None:
     known = packument.known()
     if package.intervals:
@@ -126,7 +132,7 @@ def _from_registry(
     for version in package.sorted_versions():
         if version in packument.times:
             draft.starts.append((packument.times[version], f"{package.name}@{version} published"))
-    for line in package.pin_lines():
+    for line in package.pin_lines() if pins else ():
         if line in package.safe_pins:
             continue
         chosen, why = pick_safe(package, packument, line)

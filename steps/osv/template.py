@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+MANY = 8  # past this many packages, step texts name the first ones and count the rest
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -27,9 +29,9 @@ class Facts:
 def standard_steps(facts: Facts) -> list[dict[str, Any]]:
     """detect, host check, pin, wipe, caches, reinstall, verify, credentials, commit, logs,
     reimage, harden: in the bundled playbook's order."""
-    names = " ".join(name for name, _ in facts.packages)
-    bad = "; ".join(f"`{name}` {versions}" for name, versions in facts.packages)
-    pins = "; ".join(f"`{name}` {versions}" for name, versions in facts.pins) or (
+    names = " ".join(name for name, _ in facts.packages[:MANY])  # a command line stays short
+    bad = _some([f"`{name}` {versions}" for name, versions in facts.packages])
+    pins = _some([f"`{name}` {versions}" for name, versions in facts.pins]) or (
         "the versions under `incident.packages[].safe_pins`"
     )
     network = [*facts.domains, *facts.ips, *facts.urls]
@@ -336,6 +338,13 @@ def standard_steps(facts: Facts) -> list[dict[str, Any]]:
             "with": {},
         },
     ]
+
+
+def _some(items: list[str]) -> str:
+    """`a; b; c`, or the first `MANY` and how many more (a list of thousands of versions)."""
+    if len(items) <= MANY:
+        return "; ".join(items)
+    return f"{'; '.join(items[:MANY])}; and {len(items) - MANY:,} more (see incident.packages)"
 
 
 def _text(block: str) -> str:

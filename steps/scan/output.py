@@ -19,7 +19,7 @@ from steps.scan import ScanResult, Unchecked
 
 SCHEMA = "runbook.scan/v1"
 HEADINGS = {
-    "compromised": "COMPROMISED: a bad version was resolved, installed or cached",
+    "compromised": "COMPROMISED: a bad version or the malware itself was found",
     "at-risk": "AT RISK: a spec admits a bad version, or an indicator matched",
     "unknown": "UNKNOWN: could not be read or judged, so the scan is incomplete; check by hand",
     "info": "INFO",

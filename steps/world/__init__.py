@@ -1,0 +1,1 @@
+"""Simulated worlds for exercises: a sandbox machine with npm projects, caches and credentials."""
