@@ -79,6 +79,10 @@ class StalePlanError(StepError):
     """What the plan was based on changed before it was applied."""
 
 
+# A simulated machine's filesystem root (exercise worlds): host checks look there, not at /
+HOST_ROOT = "RUNBOOK_HOST_ROOT"
+
+
 @dataclass
 class StepContext:
     """Everything a step may use. Side effects go through `effects`, nowhere else."""
@@ -109,6 +113,12 @@ class StepContext:
                 f"{self.target} (to {path})"
             )
         return path
+
+    def host_root(self, configured: str | None) -> Path | None:
+        """The filesystem root host checks look under: the step's own `root` parameter, else
+        `$RUNBOOK_HOST_ROOT` (an exercise world's simulated machine), else None (this machine)."""
+        value = configured or self.env.get(HOST_ROOT) or None
+        return Path(value).expanduser() if value else None
 
     def keep_secret(self, *values: str | None) -> None:
         """Register values found at run time so no journal line, report or screen shows them."""

@@ -67,7 +67,7 @@ class DetectStep(StepKind):
         options = ScanOptions(
             host=self.params.host,
             history=self.params.history,
-            root=Path(self.params.root) if self.params.root else None,
+            root=ctx.host_root(self.params.root),
         )
         result = scan(self._paths(ctx), ctx.playbook.incident, options, env=ctx.env)
         findings = result.findings

@@ -100,9 +100,9 @@ class HostSweep(StepKind):
         self._last: SweepResult | None = None
 
     def _root(self, ctx: StepContext) -> Path | None:
-        if self.params.root is None:
+        root = ctx.host_root(self.params.root)
+        if root is None:
             return None
-        root = Path(self.params.root).expanduser()
         if not root.is_absolute():
             root = ctx.target / root
         if not root.is_dir():

@@ -26,6 +26,7 @@ INSECURE = {
     "keyring.backends.fail.Keyring": "it cannot store anything (no keyring service is running)",
     "keyring.backends.null.Keyring": "it silently drops every secret",
     "keyrings.alt.file.PlaintextKeyring": "it writes secrets to a file in clear text",
+    "steps.world.keyring_file.WorldKeyring": "it is a drill's clear-text file inside the sandbox",
 }
 
 
