@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"repos": 10, "packages": 5_000, "cache": 600, "universe": 1_500},
     "small": {"repos": 40, "packages": 50_000, "cache": 4_000, "universe": 4_000},
@@ -100,6 +100,23 @@ SRC_JS = (
 )
 
 Dep = tuple[str, str, str]  # (name, version, spec)
+
+# Packages of the 2,915-version list (tests/fixtures/osv/compromised-versions.tsv), planted for the
+# big-set scan (`bench.run`): bad versions in one project and the npm cache, good versions of the
+# same packages as traps. None of them is bad for the axios playbook.
+BIG_SET_BAD = {
+    ("@ctrl/tinycolor", "4.1.1"),
+    ("@ctrl/tinycolor", "4.1.2"),
+    ("debug", "4.4.2"),
+    ("chalk", "5.6.1"),
+}
+BIG_SET_PACKAGES = [
+    ("@ctrl/tinycolor", "4.1.1"),
+    ("@ctrl/tinycolor", "4.1.0"),
+    ("debug", "4.4.2"),
+    ("debug", "4.4.1"),
+]
+BIG_SET_CACHE = [("@ctrl/tinycolor", "4.1.2"), ("chalk", "5.6.1"), ("chalk", "5.6.0")]
 
 
 @dataclass
@@ -348,8 +365,15 @@ class Generator:
         self.deps[("plain-crypto-js", "4.2.1")] = []
         self.deps[("axios-retry", "1.14.1")] = [("is-retry-allowed", "2.2.0", "^2.2.0")]
         self.deps[("is-retry-allowed", "2.2.0")] = []
+        # packages of the 2,915-version list (tests/playbooks/shai-hulud-list.yaml): bad ones in p7,
+        # good versions of the same packages in p8; none of them is bad for the axios playbook
+        for name, version in BIG_SET_PACKAGES:
+            self.deps[(name, version)] = []
+        self.deps[("@acme/log-kit", "1.2.0")] = [("debug", "4.4.2", "^4.4.0")]
         self.blobs: dict[tuple[str, str, str], bytes] = {}
         self.expected: dict = {"compromised": [], "at_risk": [], "traps": [], "projects": []}
+        # what the 2,915-version playbook must report beyond the axios plants it shares
+        self.expected["big_set"] = {"compromised": [], "at_risk": [], "traps": []}
 
     # -- layout of the home
     def plan(self) -> list[Project]:
@@ -395,7 +419,9 @@ class Generator:
     def _plant(self, projects: list[Project]) -> None:
         repos = [p for p in projects if p.is_repo and not p.workspaces]
         step = max(1, len(repos) // 7)
-        p1, p2, p3, p4, p5, p6 = (repos[step * k + 1] for k in range(6))
+        if len(repos) <= step * 7 + 1:
+            raise SystemExit(f"seed {self.seed}: too few plain repositories to plant in")
+        p1, p2, p3, p4, p5, p6, p7, p8 = (repos[step * k + 1] for k in range(8))
         # 1. axios 1.14.1 nested under a library; plain-crypto-js claims 4.2.0 (malware rewrote it)
         p1.forced = [("axios", "1.14.0", "1.14.0"), ("@acme/http-kit", "2.3.0", "^2.3.0")]
         p1.claims[("plain-crypto-js", "4.2.1")] = "4.2.0"
@@ -412,7 +438,20 @@ class Generator:
         # starts like a bad one
         p5.forced = [("axios-retry", "1.14.1", "1.14.1")]
         p6.forced = [("axios", "1.14.10", "1.14.10")]
-        self.planted = {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "p5": p5, "p6": p6}
+        # 7. the big set: a scoped bad package direct through a range, an unscoped one transitive
+        p7.forced = [("@ctrl/tinycolor", "4.1.1", "^4.1.0"), ("@acme/log-kit", "1.2.0", "^1.2.0")]
+        # 8. its trap: good versions of the same packages, pinned exactly
+        p8.forced = [("@ctrl/tinycolor", "4.1.0", "4.1.0"), ("debug", "4.4.1", "4.4.1")]
+        self.planted = {
+            "p1": p1,
+            "p2": p2,
+            "p3": p3,
+            "p4": p4,
+            "p5": p5,
+            "p6": p6,
+            "p7": p7,
+            "p8": p8,
+        }
 
     # -- contents
     def _blob(self, name: str, version: str, what: str) -> bytes:
@@ -731,6 +770,7 @@ class Generator:
             ("axios-retry", "1.14.1"),
             ("axios", "1.14.10"),
             ("axios", "1.14.0"),
+            *BIG_SET_CACHE,
         ]
         for name, version in planted:
             keys.append((f"make-fetch-happen:request-cache:{_tarball(name, version)}", True))
@@ -768,6 +808,15 @@ class Generator:
             self.expected["compromised"].append(
                 {"kind": "cache", "package": name, "version": version, "path": path}
             )
+        big = self.expected["big_set"]
+        for name, version in BIG_SET_CACHE:
+            key = f"make-fetch-happen:request-cache:{_tarball(name, version)}"
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            path = f".npm/_cacache/index-v5/{digest[:2]}/{digest[2:4]}/{digest[4:]}"
+            if (name, version) in BIG_SET_BAD:
+                big["compromised"].append(_want("cache", name, version, path))
+            else:
+                big["traps"].append({"what": f"good {name}@{version} cached", "path": path})
         digest = hashlib.sha256(deleted.encode()).hexdigest()
         self.expected["traps"].append(
             {
@@ -834,6 +883,24 @@ class Generator:
             {"what": "axios@1.14.10 installed, locked and pinned", "path": p["p6"].rel},
         ]
         exp["planted_projects"] = [p[k].rel for k in ("p1", "p2", "p3", "p4")]
+        p7, p8 = p["p7"].rel, p["p8"].rel
+        big = exp["big_set"]
+        for lock in ("package-lock.json", f"{nm}/.package-lock.json"):
+            big["compromised"] += [
+                _want("lockfile", "@ctrl/tinycolor", "4.1.1", f"{p7}/{lock}"),
+                _want("lockfile", "debug", "4.4.2", f"{p7}/{lock}"),
+            ]
+        big["compromised"] += [
+            _want("installed", "@ctrl/tinycolor", "4.1.1", f"{p7}/{nm}/@ctrl/tinycolor"),
+            _want("installed", "debug", "4.4.2", f"{p7}/{nm}/debug"),
+        ]
+        big["at_risk"] = [
+            {"kind": "manifest", "package": "@ctrl/tinycolor", "path": f"{p7}/package.json"}
+        ]
+        big["traps"].append(
+            {"what": "good @ctrl/tinycolor and debug installed and locked", "path": p8}
+        )
+        big["planted_projects"] = [p7]
 
     def run(self) -> Counts:
         projects = self.plan()

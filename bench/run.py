@@ -3,6 +3,10 @@
     .venv/bin/python -m bench.run --size full            # generate (or reuse), measure, clean up
     .venv/bin/python -m bench.run --size full --dir /tmp/rb-bench --keep   # keep it for next time
 
+The scanner runs twice over the same home in the same run: with the bundled axios playbook (2
+packages) and with the 2,915-version test playbook (`tests/playbooks/shai-hulud-list.yaml`, 1,630
+packages); each is compared with `find`.
+
 Everything lives under a scratch directory (default: a new one under $TMPDIR); the user's HOME
 and ~/.npm are never used: the scanner runs with HOME set to the synthetic home, npm with a
 private empty userconfig and a cache inside the scratch directory. Each command is timed as a
@@ -27,6 +31,7 @@ from pathlib import Path
 from bench.make_home import SIZES, ensure_home
 
 REPO = Path(__file__).resolve().parents[1]
+BIG_SET = REPO / "tests/playbooks/shai-hulud-list.yaml"
 GOAL_NPM_RATIO = 20.0
 GOAL_RSS_MB = 200.0
 GNU_TIME = "/usr/bin/time"
@@ -99,8 +104,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 # -- the contenders --------------------------------------------------------------------------------
-def scanner_command(runbook: Path, home: Path) -> list[str]:
-    return [str(runbook), "scan", str(home), "--host", "--format", "json"]
+def scanner_command(runbook: Path, home: Path, playbook: Path | None = None) -> list[str]:
+    extra = ["--playbook", str(playbook)] if playbook else []
+    return [str(runbook), "scan", str(home), "--host", "--format", "json", *extra]
 
 
 def npm_env(scratch: Path) -> dict[str, str]:
@@ -153,6 +159,27 @@ def _npm_view(out: Path) -> dict:
 
 
 # -- correctness -----------------------------------------------------------------------------------
+def expected_for_big_set(expected: dict, playbook: Path) -> dict:
+    """What the scan with the big playbook must report: the axios plants it also lists as bad
+    (axios 1.14.1 and 0.30.4, plain-crypto-js 4.2.1, but not a copy claiming 4.2.0) and its
+    own plants (`make_home.BIG_SET_*`)."""
+    from runbook.playbook import load_playbook
+    from steps.npm.badset import BadSet
+
+    badset = BadSet(load_playbook(playbook).playbook.incident)
+    big = expected["big_set"]
+    return {
+        "compromised": [
+            *(w for w in expected["compromised"] if badset.is_bad(w["package"], w["version"])),
+            *big["compromised"],
+        ],
+        "at_risk": [*(w for w in expected["at_risk"] if w["package"] in badset.names)]
+        + big["at_risk"],
+        "traps": [*expected["traps"], *big["traps"]],
+        "planted_projects": [*expected["planted_projects"], *big["planted_projects"]],
+    }
+
+
 def check_findings(scan_json: Path, home: Path, expected: dict) -> list[str]:
     """Mismatches between the scanner's findings and what the generator planted."""
     try:
@@ -246,14 +273,25 @@ def fs_type(path: Path) -> str:
 
 
 # -- main ------------------------------------------------------------------------------------------
-def measure(name: str, cmd: list[str], reps: int, *, warm: bool = True, **kw) -> Measure:
-    m = Measure(name=name, command=" ".join(cmd))
-    if warm:
-        run_once(cmd, **kw)
+@dataclass
+class Contender:
+    name: str
+    cmd: list[str]
+    kw: dict = field(default_factory=dict)
+
+
+def measure_interleaved(contenders: dict[str, Contender], reps: int) -> dict[str, Measure]:
+    """Each command once untimed, then `reps` rounds of every command in turn: on a machine
+    shared with other work, a change of load hits every contender alike instead of one block."""
+    results = {k: Measure(name=c.name, command=" ".join(c.cmd)) for k, c in contenders.items()}
+    for c in contenders.values():
+        run_once(c.cmd, **c.kw)
     for _ in range(reps):
-        m.runs.append(run_once(cmd, **kw))
-        print(f"  {name:<34} {m.runs[-1].wall:8.2f} s  {m.runs[-1].rss_mb:7.1f} MiB", flush=True)
-    return m
+        for key, c in contenders.items():
+            run = run_once(c.cmd, **c.kw)
+            results[key].runs.append(run)
+            print(f"  {c.name:<38} {run.wall:8.2f} s  {run.rss_mb:7.1f} MiB", flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,36 +340,33 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
     print("warm-up: grep -r over the whole home (reads every file once)", flush=True)
     run_once(["grep", "-r", "-q", "-e", "no-such-string-anywhere", str(home)])
     scan_env = clean_env(HOME=str(home))
-    scan_out = out / "scan.json"
-    results: dict[str, Measure] = {}
-    results["scanner"] = measure(
-        "runbook scan --host",
-        scanner_command(args.runbook, home),
-        args.reps,
-        env=scan_env,
-        stdout=scan_out,
-    )
-    problems = check_findings(scan_out, home, expected)
-    results["find"] = measure("find", ["find", str(home)], args.reps)
-    results["find_name"] = measure(
-        "find -name package.json", ["find", str(home), "-name", "package.json"], args.reps
-    )
-    results["grep"] = measure(
-        "grep -rl axios", ["grep", "-rl", "-e", "axios", str(home)], args.reps
-    )
-    results["grep_include"] = measure(
-        "grep -rl --include=package*.json",
-        [
-            "grep",
-            "-rl",
-            "--include=package.json",
-            "--include=package-lock.json",
-            "-e",
-            "axios",
-            str(home),
-        ],
-        args.reps,
-    )
+    include = ["--include=package.json", "--include=package-lock.json"]
+    contenders = {
+        "scanner": Contender(
+            "runbook scan --host",
+            scanner_command(args.runbook, home),
+            {"env": scan_env, "stdout": out / "scan.json"},
+        ),
+        "scanner_big_set": Contender(
+            "runbook scan --host (2,915 versions)",
+            scanner_command(args.runbook, home, BIG_SET),
+            {"env": scan_env, "stdout": out / "scan-big-set.json"},
+        ),
+        "find": Contender("find", ["find", str(home)]),
+        "find_name": Contender(
+            "find -name package.json", ["find", str(home), "-name", "package.json"]
+        ),
+        "grep": Contender("grep -rl axios", ["grep", "-rl", "-e", "axios", str(home)]),
+        "grep_include": Contender(
+            "grep -rl --include=package*.json", ["grep", "-rl", *include, "-e", "axios", str(home)]
+        ),
+    }
+    results = measure_interleaved(contenders, args.reps)
+    problems = check_findings(out / "scan.json", home, expected)
+    big_expected = expected_for_big_set(expected, BIG_SET)
+    problems += [
+        f"big set: {p}" for p in check_findings(out / "scan-big-set.json", home, big_expected)
+    ]
     npm_projects: dict = {}
     if not args.skip_npm:
         env = npm_env(scratch)
@@ -347,25 +382,36 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
         results["npm_ls"] = m
 
     scanner = results["scanner"].median
-    ratios = {k: round(v.median / scanner, 2) for k, v in results.items() if k != "scanner"}
+    big_scanner = results["scanner_big_set"].median
+    scanners = ("scanner", "scanner_big_set")
+    ratios = {k: round(v.median / scanner, 2) for k, v in results.items() if k not in scanners}
+    big_ratios = {
+        k: round(v.median / big_scanner, 2) for k, v in results.items() if k not in scanners
+    }
     goals = {
         "faster_than_find": scanner < results["find"].median,
+        "big_set_faster_than_find": big_scanner < results["find"].median,
         "npm_ls_ratio_at_least_20": (ratios["npm_ls"] >= GOAL_NPM_RATIO)
         if "npm_ls" in ratios
         else None,
-        "peak_rss_under_200_mib": results["scanner"].peak_mb < GOAL_RSS_MB,
+        "peak_rss_under_200_mib": max(results[k].peak_mb for k in scanners) < GOAL_RSS_MB,
     }
     npm_errors = {p: v for p, v in npm_projects.items() if v["rc"] not in (0, 1) or v["problems"]}
     npm_bad = sorted(os.path.relpath(p, home) for p, v in npm_projects.items() if v["bad"])
 
     print()
-    print(f"{'command':<36} {'median s':>9} {'min s':>8} {'peak MiB':>9} {'x scanner':>10}")
+    header = f"{'command':<38} {'median s':>9} {'min s':>8} {'peak MiB':>9}"
+    print(f"{header} {'x scanner':>10} {'x big set':>10}")
     for key, m in results.items():
-        ratio = "1.00" if key == "scanner" else f"{ratios[key]:.2f}"
+        ratio = "-" if key in scanners else f"{ratios[key]:.2f}"
+        big_ratio = "-" if key in scanners else f"{big_ratios[key]:.2f}"
         best = min(r.wall for r in m.runs)
-        print(f"{m.name:<36} {m.median:9.2f} {best:8.2f} {m.peak_mb:9.1f} {ratio:>10}")
+        print(
+            f"{m.name:<38} {m.median:9.2f} {best:8.2f} {m.peak_mb:9.1f} {ratio:>10} {big_ratio:>10}"
+        )
     print(
-        "(x scanner = that command's median time / the scanner's: above 1, the scanner is faster)"
+        "(x scanner = that command's median time / the scanner's, with the axios playbook and with "
+        "the 2,915-version one: above 1, the scanner is faster)"
     )
     print()
     for goal, ok in goals.items():
@@ -379,7 +425,10 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
         for line in problems:
             print(f"  {line}")
     else:
-        print("scanner findings: every planted bad version reported, no trap reported")
+        print(
+            "scanner findings (both playbooks): every planted bad version reported, "
+            "no trap reported"
+        )
 
     report = {
         "machine": {**machine_info(), "filesystem": fs_type(home)},
@@ -387,12 +436,16 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
         "generation_seconds": stamp.get("seconds"),
         "page_cache": "warm: grep -r read the whole home first; each command ran once untimed "
         "before its timed runs (the npm ls loop only had the grep -r warm-up)",
+        "order": "interleaved: the timed runs went round the contenders (scanner, scanner with "
+        "the big set, find, find -name, grep, grep --include) once per repetition",
         "reps": args.reps,
         "timings": {
             k: {**asdict(m), "median": round(m.median, 3), "peak_rss_mib": round(m.peak_mb, 1)}
             for k, m in results.items()
         },
+        "big_set_playbook": str(BIG_SET.relative_to(REPO)),
         "ratios_vs_scanner": ratios,
+        "ratios_vs_scanner_big_set": big_ratios,
         "goals": goals,
         "correctness": {"ok": not problems, "problems": problems},
         "npm_ls": {

@@ -351,7 +351,9 @@ class GitCommitStep(StepKind):
             f"Incident: {pb.title} (playbook {pb.id} v{pb.version})",
         ]
         for package in pb.incident.packages:
-            bad = ", ".join(package.bad_versions) or "every version"
+            bad = ", ".join([*package.bad_versions, *package.bad_ranges])
+            if package.any_version or not bad:
+                bad = "every version"
             text = f"{package.name}: bad {bad}"
             if package.safe_pins:
                 safe = ", ".join(f"{v} ({line}.x)" for line, v in sorted(package.safe_pins.items()))

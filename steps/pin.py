@@ -228,8 +228,10 @@ class PinStep(StepKind):
             if badset.mentions(lock_data):
                 versions = self._lock_versions(project.lockfile, lock_data, root_doc.data, findings)
         for name, vs in versions.items():
+            if name not in badset.names or name in badset.any_version:
+                continue  # a package with no safe version is dropped from the lockfile instead
             for version in vs:
-                if name in badset.bad_versions and badset.is_bad(name, version):
+                if version and badset.is_bad(name, version):  # a listed version or in a range
                     wanted.add(f"{name}@{version}")
         lock_bad = any(badset.is_bad(name, v) for name, vs in versions.items() for v in vs if v)
         overrides = self._overrides(
@@ -304,7 +306,7 @@ class PinStep(StepKind):
                         f"pin: {doc.path} depends on {real} ({group}), which only exists to run "
                         f"malware: remove it by hand (no version of it is safe)"
                     )
-                if not verdict.admits:
+                if verdict.severity != "at-risk" or not verdict.lines:
                     findings.append(
                         Finding(
                             kind="manifest",
@@ -322,15 +324,9 @@ class PinStep(StepKind):
                 if group not in groups:
                     notes.append(f"{doc.path}: peerDependencies.{key} '{spec}' left as is")
                     continue
-                top = max(verdict.admits, key=lambda v: int(_major(v) or 0))
-                pin = badset.safe_pin(real, top)
-                if pin is None:
-                    raise StepError(
-                        f"pin: {doc.path}: {group}.{key} '{spec}' admits "
-                        f"{', '.join(verdict.admits)}"
-                        f" but the playbook has no safe pin for {real} {_major(top)}.x"
-                    )
-                if len({_major(v) for v in verdict.admits}) > 1:
+                top = max(verdict.lines)
+                pin = _safe_pin(badset, real, top, f"{doc.path}: {group}.{key} '{spec}'", verdict)
+                if len(verdict.lines) > 1:
                     notes.append(
                         f"{doc.path}: {group}.{key} '{spec}' spans several major lines; "
                         f"pinned to the highest safe one, {pin}"
@@ -370,6 +366,11 @@ class PinStep(StepKind):
                     f"pin: {project.root} resolves or admits {item}, but the playbook has no "
                     f"safe pin for {name} {_major(version)}.x"
                 )
+            if badset.is_bad(name, pin):
+                raise StepError(
+                    f"pin: the playbook's safe pin for {name} {_major(version)}.x, {pin}, is "
+                    "itself bad (listed, or in a bad range): fix the playbook"
+                )
             pins[item] = pin
         manager = project.manager
         if manager in ("npm", "bun", "pnpm"):
@@ -388,9 +389,9 @@ class PinStep(StepKind):
                     if descriptor in skip:
                         continue
                     verdict = badset.judge_spec(name, rng)
-                    if verdict and verdict.admits:
-                        pin = badset.safe_pin(name, max(verdict.admits, key=_major))
-                        if pin:
+                    if verdict and verdict.severity == "at-risk" and verdict.lines:
+                        pin = badset.safe_pins.get(name, {}).get(str(max(verdict.lines)))
+                        if pin and not badset.is_bad(name, pin):
                             out.append((descriptor, f"npm:{pin}"))
                             found = True
                 if not found and len(majors) == 1:
@@ -401,9 +402,9 @@ class PinStep(StepKind):
                 continue
             for parent, rng in _yarn1_parents(text, name):
                 verdict = badset.judge_spec(name, rng)
-                if verdict and verdict.admits:
-                    pin = badset.safe_pin(name, max(verdict.admits, key=_major))
-                    if pin:
+                if verdict and verdict.severity == "at-risk" and verdict.lines:
+                    pin = badset.safe_pins.get(name, {}).get(str(max(verdict.lines)))
+                    if pin and not badset.is_bad(name, pin):
                         out.append((f"**/{parent}/{name}", pin))
         return sorted(set(out))
 
@@ -444,7 +445,9 @@ class PinStep(StepKind):
                 rng = spec if spec.startswith("npm:") else f"npm:{spec}"
                 pattern = rf"{quoted}@{re.escape(rng)}"
             else:
-                pattern = rf"{quoted}:\s*\n\s+specifier:\s*'?{re.escape(spec)}'?\s*\n"
+                # pnpm quotes a key that starts with `@` (a scoped name)
+                key_line = rf"""(^|\s)(['"]?){quoted}\2:\s*\n"""
+                pattern = rf"{key_line}\s+specifier:\s*'?{re.escape(spec)}'?\s*\n"
             if not re.search(pattern, text, re.MULTILINE):
                 return True
         return False
@@ -586,6 +589,22 @@ def _diff(ctx: StepContext, path: Path, before: bytes, after: bytes) -> str:
     a = before.decode("utf-8", "replace").splitlines(keepends=True)
     b = after.decode("utf-8", "replace").splitlines(keepends=True)
     return "".join(difflib.unified_diff(a, b, f"a/{rel}", f"b/{rel}"))
+
+
+def _safe_pin(badset: BadSet, name: str, line: int, where: str, verdict) -> str:
+    """The playbook's safe pin for `name` on major `line`; StepError when there is none or when
+    it is itself bad (listed, or inside a bad range)."""
+    pin = badset.safe_pins.get(name, {}).get(str(line))
+    if pin is None:
+        raise StepError(
+            f"pin: {where} {verdict.what()} but the playbook has no safe pin for {name} {line}.x"
+        )
+    if badset.is_bad(name, pin):
+        raise StepError(
+            f"pin: {where} {verdict.what()}, and the playbook's safe pin for {name} {line}.x, "
+            f"{pin}, is itself bad (listed, or in a bad range): fix the playbook"
+        )
+    return pin
 
 
 def _older(version: str, than: str) -> bool:

@@ -151,6 +151,9 @@ def scan(
     if options.root and not paths:
         paths = homes  # a mounted laptop disk: every project in every home
     findings = scan_paths(paths, badset, history=options.history) if paths else []
+    from steps.scan.indicator_files import scan_indicator_files  # payloads, workflows, runners
+
+    findings += scan_indicator_files(paths, incident.indicators, options, homes, env)
     targets = [str(p) for p in paths]
     if options.host or options.root:
         live = options.root is None

@@ -13,9 +13,12 @@ from runbook.safeio import LOCKFILE_LIMIT
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import LockfileError, parse_lockfile
+from steps.npm.lockfiles.graph import utf8_bytes
+from steps.npm.ranges import Undecidable, version_prefixes
 from steps.scan.walk import LOCKFILE_NAMES
 
 MARK = "\x1e"
+ANY_VERSION = "[0-9]+\\.[0-9]+\\.[0-9]+"
 GIT_SYMLINK = 0o120000
 
 
@@ -30,11 +33,29 @@ class Commit:
 
 
 def _pattern(badset: BadSet) -> str:
-    """A regex for `git log -G`: any line naming an any-version package or a bad version."""
-    parts = [_ere_escape(name) for name in sorted(badset.any_version)]
-    for versions in badset.bad_versions.values():
-        parts += [_ere_escape(v) for v in sorted(versions)]
-    return "|".join(parts)
+    """A regex for `git log -G`: any line naming a bad version, a package whose every version
+    is bad, or a package with bad ranges, or holding a version of one of its ranges.
+
+    A range's versions cannot be listed, and the line a version changes on (`"version": "4.4.3"`)
+    need not name the package, so a range adds the text its versions start with (`4.4.` for
+    `>=4.4.2 <4.5.0`), or any version at all when it has no upper bound. The versions of each
+    candidate commit are judged afterwards (`_bad_at`)."""
+    names = set(badset.any_version) | set(badset.bad_ranges)
+    versions = {v for vs in badset.bad_versions.values() for v in vs}
+    parts = [_ere_escape(text) for text in sorted(names | versions)]
+    prefixes: set[str] = set()
+    for ranges in badset.bad_ranges.values():
+        for bad_range in ranges:
+            try:
+                found = version_prefixes(bad_range)
+            except Undecidable:
+                found = None
+            if found is None:
+                parts.append(ANY_VERSION)
+                break
+            prefixes.update(found)
+    parts += [f"(^|[^0-9]){_ere_escape(p)}[0-9]" for p in sorted(prefixes)]
+    return "|".join(dict.fromkeys(parts))
 
 
 def _ere_escape(text: str) -> str:
@@ -78,7 +99,7 @@ def _bad_at(
     if blob.size > LOCKFILE_LIMIT:
         return f"it is {blob.size} bytes in this commit, over the size limit"
     data = blob.data_stream.read(LOCKFILE_LIMIT + 1)
-    if not badset.could_resolve(data):
+    if not badset.could_resolve(utf8_bytes(data)):
         return set()
     try:
         graph = parse_lockfile(Path(PurePosixPath(path).name), data, None)

@@ -162,7 +162,7 @@ def _index_bucket(path: str, data: bytes, badset: BadSet) -> Iterator[Finding]:
         _, _, body = raw.partition(b"\t")
         try:
             entry = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(entry, dict) and isinstance(entry.get("key"), str):
             latest[entry["key"]] = (number, entry)
@@ -196,8 +196,11 @@ def _tarball_of(key: str) -> tuple[str, str]:
 
 
 def _scan_named_dirs(
-    folder: Path, pattern: re.Pattern[str], badset: BadSet, what: str
+    folder: Path, pattern: re.Pattern[str], badset: BadSet, what: str, scope: str = ""
 ) -> Iterator[Finding]:
+    """Cache folders named `name@version…` (bun) or `npm-name-version-…` (yarn 1). yarn 1 writes a
+    scoped name flat (`npm-@scope-name-…`); bun puts scoped packages in a folder of their scope
+    (`@scope/name@version@@@1`), listed here as `scope`."""
     entries = listing(folder, "cache")
     if isinstance(entries, Finding):
         yield entries
@@ -205,20 +208,27 @@ def _scan_named_dirs(
     for entry in entries:
         match = pattern.match(entry.name)
         if not match:
+            if not scope and _scope_folder(entry):
+                yield from _scan_named_dirs(Path(entry.path), pattern, badset, what, entry.name)
             continue
-        name = match.group("name")
-        if name.startswith("@") and "/" not in name:
-            name = name.replace("-", "/", 1) if name not in badset.names else name
         version = match.group("version")
-        if name in badset.names and badset.is_bad(name, version):
-            yield Finding(
-                kind="cache",
-                severity="compromised",
-                path=entry.path,
-                package=name,
-                version=version,
-                message=f"{what} holds {name}@{version}",
-            )
+        found = f"{scope}/{match.group('name')}" if scope else match.group("name")
+        for name in badset.flat_names(found):  # `@scope-name`: `@scope/name`
+            if badset.is_bad(name, version):
+                yield Finding(
+                    kind="cache",
+                    severity="compromised",
+                    path=entry.path,
+                    package=name,
+                    version=version,
+                    message=f"{what} holds {name}@{version}",
+                )
+
+
+def _scope_folder(entry: os.DirEntry[str]) -> bool:
+    """`@scope`: a real directory (not a link) named like an npm scope."""
+    name = entry.name
+    return name.startswith("@") and "@" not in name[1:] and entry.is_dir(follow_symlinks=False)
 
 
 def _pnpm_stores(home: Path, env: Mapping[str, str], live: bool) -> list[Path]:
@@ -257,7 +267,7 @@ def _pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
         path, data = item
         try:
             meta = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             yield Finding(
                 kind="cache",
                 severity="unknown",

@@ -19,6 +19,7 @@ BERRY_ARCHIVE = re.compile(
     r"^(?P<name>.+?)-npm-(?P<version>\d+\.\d+\.\d+[^-]*(?:-[^-]+)*?)-[0-9a-f]{6,}"
 )
 PNPM_DIR = re.compile(r"^(?P<name>@?[^@]+)@(?P<version>[^_()]+)")
+NAME_FIELD = re.compile(rb'"name"\s*:\s*"([^"\\]*)"')
 
 
 def _read_manifest(package_dir: str) -> dict:
@@ -53,7 +54,7 @@ def _installed_finding(
         manifest = _read_manifest(package_dir)
     except FileNotFoundError:
         manifest = {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         if name in badset.any_version:
             manifest = {}
         else:
@@ -63,7 +64,13 @@ def _installed_finding(
                 path=package_dir,
                 package=name,
                 message="cannot read package.json: "
-                + (why_unreadable(path, exc) if isinstance(exc, OSError) else f"not JSON ({exc})"),
+                + (
+                    why_unreadable(path, exc)
+                    if isinstance(exc, OSError)
+                    else "nested too deeply"
+                    if isinstance(exc, RecursionError)
+                    else f"not JSON ({exc})"
+                ),
             )
     version = str(manifest.get("version", "")) if isinstance(manifest.get("version"), str) else ""
     real = manifest.get("name") if isinstance(manifest.get("name"), str) else name
@@ -174,26 +181,17 @@ def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Find
         match = BERRY_ARCHIVE.match(entry.name)
         if not match:
             continue
-        name, version = _unscope(match.group("name"), badset), match.group("version")
-        if name and badset.is_bad(name, version):
-            yield Finding(
-                kind=kind,
-                severity="compromised",
-                path=entry.path,
-                package=name,
-                version=version,
-                message=f"yarn cache holds {name}@{version}",
-            )
-
-
-def _unscope(archive_name: str, badset: BadSet) -> str | None:
-    if archive_name in badset.names:
-        return archive_name
-    if archive_name.startswith("@"):
-        for name in badset.names:
-            if name.startswith("@") and name.replace("/", "-", 1) == archive_name:
-                return name
-    return None
+        version = match.group("version")
+        for name in badset.flat_names(match.group("name")):
+            if badset.is_bad(name, version):
+                yield Finding(
+                    kind=kind,
+                    severity="compromised",
+                    path=entry.path,
+                    package=name,
+                    version=version,
+                    message=f"yarn cache holds {name}@{version}",
+                )
 
 
 def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
@@ -223,8 +221,10 @@ def scan_npm_aliases(nm: Path, hidden_lockfile: bytes, badset: BadSet) -> Iterat
     Their directory does not carry the bad name, so the tree walk cannot see them; npm's hidden
     lockfile (`node_modules/.package-lock.json`) says where they are.
     """
-    # npm gives an entry a "name" only when it differs from its folder: an alias (or a workspace)
-    if not any(b'"name": "%s"' % name.encode() in hidden_lockfile for name in badset.names):
+    # npm gives an entry a "name" only when it differs from its folder: an alias (or a workspace);
+    # text with escapes is decoded whatever it seems to say
+    named = {m.decode("utf-8", "replace") for m in NAME_FIELD.findall(hidden_lockfile)}
+    if named.isdisjoint(badset.names) and b"\\" not in hidden_lockfile:
         return
     try:
         doc = load_npm_lockfile(nm / ".package-lock.json", hidden_lockfile)

@@ -7,7 +7,8 @@ line where it was seen: evidence is never thrown away because the rest of the fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runbook.safeio import MANIFEST_LIMIT
@@ -21,7 +22,7 @@ from steps.npm.lockfiles import (
     parse_lockfile,
 )
 from steps.npm.lockfiles.evidence import find_evidence
-from steps.npm.lockfiles.graph import decode_text, load_json, utf8_bytes
+from steps.npm.lockfiles.graph import LockGraph, decode_text, load_json, utf8_bytes
 from steps.npm.lockfiles.quick import Malformed, npm_resolutions
 from steps.scan.reading import read_file
 
@@ -48,9 +49,15 @@ def _needs_full_parse(path: Path, data: bytes, utf8: bytes, badset: BadSet, seen
     almost no lockfile needs it: npm's are decoded and their entries compared, the rest are parsed
     only when their bytes hold a bad version or an any-version name. The bad (name, version)
     pairs the npm pass sees are added to `seen`. `utf8` is `data` as UTF-8 (for the byte filters).
+    npm's hidden lockfile is not even decoded when a cheap byte filter rules it out (a bad set of
+    a few names; with thousands, the filter costs what the decode does, so it is decoded).
     """
     if path.name in NPM_NAMES:
-        if not badset.could_resolve(utf8) and path.name == ".package-lock.json":
+        if (
+            path.name == ".package-lock.json"
+            and badset.substring_filters
+            and not badset.could_resolve(utf8)
+        ):
             return False  # npm writes that one itself: nothing to validate
         doc = load_npm_lockfile(path, data)
         try:
@@ -69,7 +76,7 @@ def _needs_full_parse(path: Path, data: bytes, utf8: bytes, badset: BadSet, seen
 def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
     """Findings for one lockfile (its bytes already read)."""
     if path.name == "bun.lockb":
-        if badset.mentions(data):
+        if badset.contains_name(data):
             yield Finding(
                 kind="lockfile",
                 severity="unknown",
@@ -100,10 +107,14 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
             message=f"cannot parse {path.name}: {exc.reason}{where}",
         )
         return
-    for node in graph.nodes.values():
-        if node.name not in badset.names or not badset.is_bad(node.name, node.version):
-            continue
-        via = graph.via(node.key)
+    bad = [
+        node
+        for node in graph.nodes.values()
+        if node.name in badset.names and badset.is_bad(node.name, node.version)
+    ]
+    paths = dependency_paths(graph) if len(bad) > 1 else None
+    for node in bad:
+        via = paths(node.key) if paths else graph.via(node.key)
         alias = f" (installed as '{node.alias}')" if node.alias else ""
         how = (
             "as a direct dependency of " + via[0]
@@ -124,12 +135,49 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
         )
 
 
+def dependency_paths(graph: LockGraph) -> Callable[[str], list[str] | None]:
+    """`graph.via` for many keys at the cost of one: the breadth-first search from the projects
+    runs once, to the end, instead of once per bad package (a lockfile that resolved thousands of
+    a worm's versions would otherwise cost thousands of searches of the whole graph). The parent
+    each entry gets is the one `via` gives it: the first that reaches it, in the same order."""
+    parents: dict[str, str | None] = {}
+    queue: deque[str] = deque()
+    for project, direct in graph.roots.items():
+        for child in direct:
+            if child not in parents:
+                parents[child] = f"\0{project}"
+                queue.append(child)
+    while queue:
+        current = queue.popleft()
+        for child in graph.edges.get(current, ()):
+            if child not in parents:
+                parents[child] = current
+                queue.append(child)
+
+    def via(key: str) -> list[str] | None:
+        if key not in parents:
+            return None
+        chain: list[str] = []
+        step = parents[key]
+        while step is not None and not step.startswith("\0"):
+            node = graph.nodes.get(step)
+            chain.append(
+                (f"{node.name}@{node.version}" if node.version else node.name) if node else step
+            )
+            step = parents.get(step)
+        chain.append(step[1:] if step else "")
+        return list(reversed(chain))
+
+    return via
+
+
 def _evidence(
     path: Path, utf8: bytes, badset: BadSet, exc: LockfileError, seen: set[tuple[str, str]]
 ) -> Iterator[Finding]:
     """`compromised` findings for the bad versions the bytes of an unparsable lockfile record."""
     text = utf8.decode("utf-8", "replace")
-    found = find_evidence(path.name, text, badset)
+    # only the bad names the bytes could resolve: the text search costs one pass per name
+    found = find_evidence(path.name, text, badset.subset(badset.resolvable(utf8)))
     broken = (
         f"{path.name} could not be fully parsed ({exc.reason}), so the dependency path is unknown"
     )

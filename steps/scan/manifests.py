@@ -176,7 +176,7 @@ def scan_manifest(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
         if verdict is None:
             continue
         shown = verdict.real_name
-        what = f"admits {', '.join(verdict.admits)}" if verdict.admits else verdict.reason
+        what = verdict.what()
         alias = f" (alias '{key}')" if where in GROUPS and key != shown else ""
         yield Finding(
             kind="manifest",
