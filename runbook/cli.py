@@ -73,6 +73,12 @@ def _parser(plugins: bool = True) -> argparse.ArgumentParser:
         metavar='"NAME <EMAIL>"',
         help="author and committer of the commit step, when git has no identity here",
     )
+    commit.add_argument(
+        "--no-commit",
+        action="store_true",
+        help="leave the commit to the caller (multi-gitter, a CI job): commit steps change "
+        "nothing, and the run's changes stay in the working tree",
+    )
 
     validate = sub.add_parser("validate", help="check playbook files; exit 1 if any is invalid")
     validate.add_argument("files", nargs="+")

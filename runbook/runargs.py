@@ -34,4 +34,5 @@ def run_options(args: argparse.Namespace) -> dict[str, object]:
         "aws_endpoint_url": getattr(args, "aws_endpoint_url", None),
         "all_users": bool(getattr(args, "all_users", False)),
         "git_author": getattr(args, "git_author", None),
+        "no_commit": bool(getattr(args, "no_commit", False)),
     }

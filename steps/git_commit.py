@@ -226,6 +226,9 @@ class GitCommitStep(StepKind):
         return Observed(root, repo.head.commit.hexsha, branch, ours, others, text)
 
     def plan(self, ctx: StepContext) -> Plan:
+        if ctx.options.get("no_commit"):
+            note = "--no-commit: the commit is left to the caller; the changes stay in the tree"
+            return Plan(fingerprint=fingerprint_of("no-commit"), notes=[note])
         where = (ctx.target / self.params.repo).resolve()
         if not _inside_a_repository(where):
             note = f"{where} is not inside a git repository: nothing to commit"
