@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -35,3 +37,28 @@ def replace_atomically(path: Path, fill: Callable[[str], None], suffix: str = ".
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_output(path: Path, chunks: Iterable[str]) -> None:
+    """Write a command's output (`-o FILE`): a regular file is replaced atomically, through a
+    symlink if it is one (the link stays); a FIFO or a terminal/device such as /dev/stdout is
+    written to as it is, never replaced by a file. Raises OSError (a directory, say)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        with open(path, "w", encoding="utf-8") as handle:  # a FIFO, /dev/stdout, /dev/null
+            for chunk in chunks:
+                handle.write(chunk)
+        return
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+
+    replace_atomically(Path(os.path.realpath(path)), fill)

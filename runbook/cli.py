@@ -80,10 +80,15 @@ def _parser(plugins: bool = True) -> argparse.ArgumentParser:
         "nothing, and the run's changes stay in the working tree",
     )
 
-    validate = sub.add_parser("validate", help="check playbook files; exit 1 if any is invalid")
+    validate = sub.add_parser(
+        "validate", help="check playbook and scenario files; exit 1 if any is invalid"
+    )
     validate.add_argument("files", nargs="+")
 
-    sub.add_parser("schema", help="print the JSON Schema of the playbook format")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the playbook format")
+    schema.add_argument(
+        "--scenario", action="store_true", help="the exercise scenario format instead"
+    )
     sub.add_parser("list", help="list the bundled playbooks")
 
     from runbook.record import cli as record_cli
@@ -168,31 +173,18 @@ def _err(message: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Names, ids and problems quote the files: shown with control characters escaped."""
-    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
-    from runbook.termsafe import printable
+    """Playbooks and exercise scenarios alike; problems quote the files, shown escaped."""
+    from runbook.exercise.validate import validate_files
 
-    status = EXIT_OK
-    for ref in args.files:
-        try:
-            path = resolve_playbook(ref)
-            loaded = load_playbook(path, display=ref if Path(ref).exists() else str(path))
-        except FileNotFoundError as exc:
-            _err(printable(exc))
-            status = EXIT_FAILED
-            continue
-        except PlaybookInvalid as exc:
-            for problem in exc.problems:
-                print(printable(problem), file=sys.stderr)
-            status = EXIT_FAILED
-            continue
-        steps = len(loaded.playbook.steps)
-        about = f"{loaded.playbook.id} v{loaded.playbook.version}, {steps} steps"
-        print(printable(f"{ref}: ok ({about})"))
-    return status
+    return validate_files(args.files)
 
 
-def cmd_schema(_: argparse.Namespace) -> int:
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.scenario:
+        from runbook.exercise.schema import scenario_schema
+
+        print(json.dumps(scenario_schema(), indent=2))
+        return EXIT_OK
     from runbook.schema import playbook_schema
 
     print(json.dumps(playbook_schema(), indent=2))

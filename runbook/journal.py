@@ -22,6 +22,7 @@ import re
 import signal
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from runbook.safeio import JOURNAL_LIMIT, MiB, read_regular
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "ts", "event", "data", "prev", "hash")
+# how long a shared writer waits for another process's append before giving up (seconds)
+SHARED_WAIT = 10.0
 
 
 def canonical(obj: Any) -> bytes:
@@ -118,6 +121,10 @@ def check_entry(entry: Any, line: int) -> dict[str, Any]:
         value = entry[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise MalformedEntry(line, f"{name} is {json_type(value)}, expected {said}")
+    try:
+        datetime.fromisoformat(entry["ts"].replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedEntry(line, "ts is not an ISO 8601 time") from None
     return entry
 
 
@@ -289,27 +296,45 @@ def _encodable(data: Any) -> Any:
 
 
 class Journal:
-    """The single writer of one journal file. Holds an exclusive lock while open.
+    """The writer of one journal file.
+
+    By default the single writer: it holds an exclusive lock from open to close, so no other
+    process can append. With `shared=True` several processes (a drill's players' app and its
+    facilitator console) append to the same journal: each append takes the exclusive lock, reads
+    what the others appended since (checking that it chains on), and chains onto the true head;
+    `refresh` picks up the others' entries without writing. A shared writer waits up to `wait`
+    seconds for the lock, then raises `JournalError`.
 
     Every `data` passes `redact` before it is hashed and written. A crash can leave a torn last
-    line; opening for append moves such bytes aside (`<name>.torn`) and records that it did.
+    line; opening for append (or, for a shared writer, the next append) moves such bytes aside
+    (`<name>.torn`) and records that it did.
     """
 
-    def __init__(self, path: Path, redact: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        redact: Callable[[Any], Any],
+        *,
+        shared: bool = False,
+        wait: float = SHARED_WAIT,
+    ) -> None:
         self.path = Path(path)
         self.redact = redact
+        self.shared = shared
+        self._wait = wait
         self._mutex = threading.Lock()
+        self._offset = 0  # bytes of the file held in `entries`
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = self._open()
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            self._lock()
+        except JournalError:
             os.close(self._fd)
-            raise JournalError(
-                f"{self.path} is in use by another runbook process; wait for it or stop it"
-            ) from None
+            raise
         self.entries: list[dict[str, Any]] = []
         self._load()
+        if shared:
+            self._unlock()
 
     def _open(self) -> int:
         """The journal opened for appending: a regular file, created if missing (O_NONBLOCK:
@@ -326,13 +351,33 @@ class Journal:
             raise
         return fd
 
-    def _read(self) -> bytes:
-        """The journal's bytes, read through the locked descriptor itself."""
+    def _lock(self) -> None:
+        """Take the exclusive lock: at once for the single writer, within `wait` for a shared
+        one."""
+        deadline = time.monotonic() + (self._wait if self.shared else 0)
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise JournalError(
+                        f"{self.path} is in use by another runbook process; wait for it or stop it"
+                    ) from None
+                time.sleep(0.005)
+
+    def _unlock(self) -> None:
+        if self._fd >= 0:  # a refused read may have closed it already
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _read(self, offset: int = 0) -> bytes:
+        """The journal's bytes from `offset`, read through the locked descriptor itself."""
         size = os.fstat(self._fd).st_size
         if size > JOURNAL_LIMIT:
             os.close(self._fd)
+            self._fd = -1
             raise JournalError(f"{self.path} is over the {JOURNAL_LIMIT // MiB} MiB journal limit")
-        chunks, offset = [], 0
+        chunks = []
         while offset < size:
             chunk = os.pread(self._fd, min(size - offset, 1 << 24), offset)
             if not chunk:
@@ -359,22 +404,66 @@ class Journal:
         except MalformedEntry:
             os.close(self._fd)
             raise
+        self._offset = len(raw)
         if torn:
-            aside = self.path.with_name(f"{self.path.name}.torn")
-            n = 1
-            while aside.exists():
-                aside = self.path.with_name(f"{self.path.name}.torn.{n}")
-                n += 1
-            aside.write_bytes(torn)
-            os.truncate(self.path, len(raw))
-            self.append(
-                "journal_repaired",
-                {
-                    "torn_bytes": len(torn),
-                    "torn_sha256": hashlib.sha256(torn).hexdigest(),
-                    "moved_to": str(aside),
-                },
-            )
+            self._set_aside(torn)
+
+    def _set_aside(self, torn: bytes) -> None:
+        """Move a torn last line (what a crash mid-write leaves) aside and journal that; the
+        lock is held."""
+        aside = self.path.with_name(f"{self.path.name}.torn")
+        n = 1
+        while aside.exists():
+            aside = self.path.with_name(f"{self.path.name}.torn.{n}")
+            n += 1
+        aside.write_bytes(torn)
+        os.truncate(self.path, self._offset)
+        self._write(
+            "journal_repaired",
+            {
+                "torn_bytes": len(torn),
+                "torn_sha256": hashlib.sha256(torn).hexdigest(),
+                "moved_to": str(aside),
+            },
+        )
+
+    def _catch_up(self) -> tuple[list[dict[str, Any]], bytes]:
+        """Take in the entries other processes appended since the last read, each checked to
+        chain onto the head; returns them and any bytes after the last newline."""
+        raw = self._read(self._offset)
+        if not raw:
+            if os.fstat(self._fd).st_size < self._offset:
+                raise JournalError(f"{self.path} was truncated by another process")
+            return [], b""
+        cut = raw.rfind(b"\n") + 1
+        complete, rest = raw[:cut], raw[cut:]
+        new = []
+        for line in _split(complete):
+            number = len(self.entries) + 1
+            problem = _line_problem(line, number, self.head)
+            if problem:
+                raise JournalError(
+                    f"{self.path}: refusing to append to a broken chain: line {number}: {problem}"
+                )
+            entry = check_entry(_loads(line), number)
+            self.entries.append(entry)
+            new.append(entry)
+        self._offset += len(complete)
+        return new, rest
+
+    def _adopted(self, entries: list[dict[str, Any]]) -> None:
+        """Called with the entries another process appended, once they are in `entries`."""
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """The entries other writers appended since the last look (shared mode; a line still
+        being written is left for the next look)."""
+        with self._mutex:
+            if self._fd < 0:
+                return []
+            new, _ = self._catch_up()
+            if new:
+                self._adopted(new)
+            return new
 
     @property
     def head(self) -> str:
@@ -383,24 +472,40 @@ class Journal:
     def append(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Redact, chain, write and fsync one entry; returns it."""
         with self._mutex:
-            entry = {
-                "seq": len(self.entries) + 1,
-                "ts": utc_now(),
-                "event": event,
-                "data": _encodable(self.redact(data or {})),
-                "prev": self.head,
-            }
-            entry["hash"] = entry_hash(entry)
-            line = canonical(entry) + b"\n"
-            with _signals_deferred():  # a Ctrl-C must not split the file from `entries`
-                os.write(self._fd, line)
-                self.entries.append(entry)
-                os.fsync(self._fd)
-            return entry
+            if not self.shared:
+                return self._write(event, data)
+            self._lock()
+            try:
+                new, torn = self._catch_up()
+                if new:
+                    self._adopted(new)
+                if torn:  # the lock is ours: a writer died mid-line
+                    self._set_aside(torn)
+                return self._write(event, data)
+            finally:
+                self._unlock()
+
+    def _write(self, event: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        entry = {
+            "seq": len(self.entries) + 1,
+            "ts": utc_now(),
+            "event": event,
+            "data": _encodable(self.redact(data or {})),
+            "prev": self.head,
+        }
+        entry["hash"] = entry_hash(entry)
+        line = canonical(entry) + b"\n"
+        with _signals_deferred():  # a Ctrl-C must not split the file from `entries`
+            os.write(self._fd, line)
+            self.entries.append(entry)
+            self._offset += len(line)
+            os.fsync(self._fd)
+        return entry
 
     def close(self) -> None:
         if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if not self.shared:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1
 

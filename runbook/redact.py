@@ -35,6 +35,9 @@ ASSIGNMENT = re.compile(
     r"(?P<sep>\s*+[=:]\s*+)(?P<q>[\"']?)(?P<value>(?!\$\{)[^\s\"',;]{8,})",
     re.IGNORECASE,
 )
+# The password of `scheme://user:password@host` (a registry URL in a lockfile or an npmrc). The
+# lookbehind keeps it linear: only a position right after `://` starts a match.
+URL_PASSWORD = re.compile(r"(?<=://)(?P<user>[^\s:/@]*):(?P<password>[^\s/@]+)@")
 KNOWN_PREFIXES = (
     "github_pat_",
     "npm_",
@@ -91,7 +94,16 @@ class Redactor:
                 text = text.replace(secret, redact_value(secret))
         for _, pattern in TOKEN_PATTERNS:
             text = pattern.sub(lambda m: redact_value(m.group(0)), text)
+        if "://" in text:
+            text = URL_PASSWORD.sub(self._url_password, text)
         return ASSIGNMENT.sub(self._assignment, text)
+
+    @staticmethod
+    def _url_password(match: re.Match[str]) -> str:
+        password = match.group("password")
+        if "…" in password:
+            return match.group(0)
+        return f"{match.group('user')}:{redact_value(password)}@"
 
     @staticmethod
     def _assignment(match: re.Match[str]) -> str:

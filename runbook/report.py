@@ -70,6 +70,22 @@ def _findings(data: dict[str, Any], line: int) -> list[dict[str, Any]]:
     return findings
 
 
+def check_data(entry: dict[str, Any], line: int) -> None:
+    """`MalformedEntry` when an entry's data has a structural field of the wrong type (what the
+    report reads as a list or an object); text fields of any type are shown as text. The merged
+    record (runbook/record) applies the same rule, so one journal is usable in both or neither."""
+    event, data = entry["event"], entry["data"]
+    if event in ("run_started", "run_resumed"):
+        _object(data, "playbook", line)
+    elif event == "step_planned":
+        _findings(data, line)
+        _list(data, "actions", line)
+    elif event == "credentials_found":
+        _objects(data, "credentials", line)
+    elif event == "effect" and data.get("op") in ("allow_files", "allow_roots"):
+        _list(data, "files" if data.get("op") == "allow_files" else "roots", line)
+
+
 def summarize(path: Path) -> dict[str, Any]:
     """Everything the report shows, as plain data (this is the JSON format).
 
@@ -78,6 +94,8 @@ def summarize(path: Path) -> dict[str, Any]:
     raw = read_journal(Path(path))
     check = verify_bytes(raw)
     numbered = numbered_entries(raw)
+    if not numbered and raw.strip():
+        raise MalformedEntry(1, "no line is a journal entry: this is not a runbook journal")
     entries = [entry for _, entry in numbered]
     starts = [e for e in entries if e["event"] in ("run_started", "run_resumed")]
     first = starts[0]["data"] if starts else {}

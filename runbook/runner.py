@@ -11,7 +11,7 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,13 @@ class Runner:
         listener: Listener | None = None,
         options: Mapping[str, Any] | None = None,
         output: Callable[[str, str], None] | None = None,
+        mode: str | None = None,
+        roots: Sequence[Path] | None = None,
+        protected: Sequence[Path] = (),
     ) -> None:
+        """`mode` names the run in the journal (default: live or dry-run); `roots` are where
+        effects may act (default: the target) and `protected` what they never remove (an
+        exercise confines both to its sandbox)."""
         self.loaded = loaded
         self.playbook = loaded.playbook
         self.target = Path(os.path.realpath(target))
@@ -90,9 +96,11 @@ class Runner:
         self.registry = registry or default_registry()
         self.listener = listener
         self.options = dict(options or {})
+        self._mode = mode
         self.effects = Effects(
             dry_run=dry_run,
-            roots=[self.target],
+            roots=list(roots) if roots else [self.target],
+            protected=protected,
             backup_dir=run_dir(journal.path) / "backups",
             record=self.record,
             redactor=redactor,
@@ -105,7 +113,7 @@ class Runner:
     # -- journal and state -------------------------------------------------------------------
     @property
     def mode(self) -> str:
-        return "dry-run" if self.dry_run else "live"
+        return self._mode or ("dry-run" if self.dry_run else "live")
 
     def record(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
         if self._current_step and "step" not in data:

@@ -34,30 +34,35 @@ def derive(entries: list[dict[str, Any]], steps: list[StepSpec]) -> dict[str, St
     """Replay journal entries into one `StepState` per step id."""
     states = {step.id: StepState() for step in steps}
     for entry in entries:
-        data = entry.get("data") or {}
-        state = states.get(data.get("step", ""))
-        if state is None:
-            continue
-        event = entry["event"]
-        if event == "step_planned":
-            state.findings = data.get("findings", [])
-        elif event == "step_started":
-            state.status = "running"
-            state.attempts += 1
-        elif event == "step_finished":
-            state.status = data["outcome"]
-            state.summary = data.get("summary", "")
-            state.duration = data.get("duration")
-            state.findings_remain = bool(data.get("findings_remain"))
-            result = data.get("result")
-            count = result.get("unchecked") if isinstance(result, dict) else None
-            state.unchecked = count if isinstance(count, int) and count > 0 else 0
-        elif event == "step_skipped":
-            state.status = "skipped"
-            state.summary = data.get("reason", "")
-        elif event == "step_reset":
-            states[data["step"]] = StepState(attempts=state.attempts)
+        apply_entry(states, entry)
     return states
+
+
+def apply_entry(states: dict[str, StepState], entry: dict[str, Any]) -> None:
+    """Move `states` on by one journal entry (what `derive` does for each, in order)."""
+    data = entry.get("data") or {}
+    state = states.get(data.get("step", ""))
+    if state is None:
+        return
+    event = entry["event"]
+    if event == "step_planned":
+        state.findings = data.get("findings", [])
+    elif event == "step_started":
+        state.status = "running"
+        state.attempts += 1
+    elif event == "step_finished":
+        state.status = data["outcome"]
+        state.summary = data.get("summary", "")
+        state.duration = data.get("duration")
+        state.findings_remain = bool(data.get("findings_remain"))
+        result = data.get("result")
+        count = result.get("unchecked") if isinstance(result, dict) else None
+        state.unchecked = count if isinstance(count, int) and count > 0 else 0
+    elif event == "step_skipped":
+        state.status = "skipped"
+        state.summary = data.get("reason", "")
+    elif event == "step_reset":
+        states[data["step"]] = StepState(attempts=state.attempts)
 
 
 def condition_holds(condition: Condition, state: StepState) -> bool:

@@ -7,6 +7,9 @@
     runbook exercise from-journal JOURNAL            a scenario replaying a real run
     runbook exercise validate FILE...                scenarios (and playbooks)
     runbook exercise schema                          JSON Schema of the scenario format
+    runbook exercise join RUN --role ROLE            another player at the table
+    runbook exercise observe RUN TEXT                an observation (as the facilitator)
+    runbook exercise rate RUN PHASE P|S|M|U --reason a phase's rating (as the facilitator)
     runbook exercise list                            bundled scenarios
 
 RUN is the run's journal, or the exercise directory that holds it.
@@ -22,6 +25,9 @@ from pathlib import Path
 
 from runbook.exitcodes import FAILED, INTERRUPTED, OK, USAGE
 from runbook.termsafe import printable
+
+# as runbook.exercise.model.PHASES (not imported here: registering the command stays light)
+PHASES = ("detect", "contain", "eradicate", "rotate", "communicate")
 
 
 def _err(message: object) -> None:
@@ -95,17 +101,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list the bundled scenarios")
     listing.set_defaults(handler=cmd_list)
 
-    for name, help_text in (("observe", "add an observation"), ("rate", "rate a phase P/S/M/U")):
-        p = actions.add_parser(name, help=help_text + " to a run (as the facilitator)")
-        p.add_argument("run", type=Path)
-        if name == "rate":
-            p.add_argument("phase", choices=("detect", "contain", "eradicate", "rotate", "communicate"))
-            p.add_argument("rating", choices=("P", "S", "M", "U"))
-            p.add_argument("--reason", required=True, help="why (journaled)")
-        else:
-            p.add_argument("text")
-        p.add_argument("--operator", help="your name in the journal (default: $USER)")
-        p.set_defaults(handler=cmd_observe if name == "observe" else cmd_rate)
+    join = actions.add_parser("join", help="record another player at the table, and their role")
+    join.add_argument("run", type=Path)
+    join.add_argument("--role", required=True)
+    join.add_argument("--operator", help="the player's name (default: $USER)")
+    join.set_defaults(handler=cmd_join)
+    observe = actions.add_parser("observe", help="add an observation to a run (facilitator)")
+    observe.add_argument("run", type=Path)
+    observe.add_argument("text")
+    observe.add_argument("--operator", help="your name in the journal (default: $USER)")
+    observe.set_defaults(handler=cmd_observe)
+    rate = actions.add_parser("rate", help="rate a phase P, S, M or U (facilitator)")
+    rate.add_argument("run", type=Path)
+    rate.add_argument("phase", choices=PHASES)
+    rate.add_argument("rating", choices=("P", "S", "M", "U"))
+    rate.add_argument("--reason", required=True, help="why (journaled)")
+    rate.add_argument("--operator", help="your name in the journal (default: $USER)")
+    rate.set_defaults(handler=cmd_rate)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -155,8 +167,10 @@ def _prepare(args: argparse.Namespace):  # -> (loaded, variant, seed, directory,
         _err(exc)
         return USAGE
     for tool in getattr(world, "missing_tools", []) or []:
-        _err(f"warning: this machine has no {tool}, which the world needs; the drill goes on "
-             "with what can run")
+        _err(
+            f"warning: this machine has no {tool}, which the world needs; the drill goes on "
+            "with what can run"
+        )
     return loaded, variant, seed, directory, world
 
 
@@ -172,7 +186,7 @@ def _enter_world(world) -> None:
 # -- commands -------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from runbook.exercise.auto import AutoDrill, ScriptedOperator
-    from runbook.exercise.session import ExerciseError, open_exercise
+    from runbook.exercise.session import ExerciseError, open_exercise, world_password
 
     prepared = _prepare(args)
     if isinstance(prepared, int):
@@ -192,9 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
+        password = world_password(world)
         exercise = open_exercise(
             loaded,
-            ScriptedOperator(script),
+            ScriptedOperator(script, lambda step, prompt: password),
             seed=seed,
             variant=variant,
             directory=directory,
@@ -298,8 +313,11 @@ def cmd_from_journal(args: argparse.Namespace) -> int:
         return USAGE
     if args.output:
         args.output.write_text(text, encoding="utf-8")
-        print(printable(f"scenario: {args.output} (check it: runbook exercise validate "
-                        f"{args.output})"))
+        print(
+            printable(
+                f"scenario: {args.output} (check it: runbook exercise validate {args.output})"
+            )
+        )
     else:
         sys.stdout.write(text)
     return OK
@@ -308,7 +326,7 @@ def cmd_from_journal(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from runbook.exercise.validate import validate_files
 
-    return validate_files(args.files)
+    return validate_files(args.files, unreadable="scenario")
 
 
 def cmd_schema(_: argparse.Namespace) -> int:
@@ -330,30 +348,37 @@ def cmd_list(_: argparse.Namespace) -> int:
     return OK
 
 
-def _append(args: argparse.Namespace, event: str, data: dict) -> int:
+def _facilitate(args: argparse.Namespace, act) -> int:  # act: Callable[[Facilitation], dict]
+    from runbook.exercise.facilitation import Facilitation, FacilitationError
     from runbook.exercise.session import journal_in
-    from runbook.journal import Journal, JournalError
-    from runbook.redact import Redactor
 
     journal = journal_in(args.run)
     if not journal.is_file():
         _err(f"no exercise journal at {args.run}")
         return USAGE
     try:
-        with Journal(journal, Redactor(), shared=True) as handle:
-            entry = handle.append(event, {**data, "by": _operator_name(args)})
-    except JournalError as exc:
+        facilitation = Facilitation(journal, _operator_name(args))
+    except FacilitationError as exc:
+        _err(exc)
+        return USAGE
+    try:
+        entry = act(facilitation)
+    except FacilitationError as exc:
         _err(exc)
         return FAILED
-    print(f"{event} added (seq {entry['seq']}); head: {entry['hash']}")
+    finally:
+        facilitation.close()
+    print(f"{entry['event']} added (seq {entry['seq']}); head: {entry['hash']}")
     return OK
 
 
+def cmd_join(args: argparse.Namespace) -> int:
+    return _facilitate(args, lambda f: f.join(_operator_name(args), args.role))
+
+
 def cmd_observe(args: argparse.Namespace) -> int:
-    return _append(args, "observation", {"text": args.text})
+    return _facilitate(args, lambda f: f.observe(args.text))
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
-    return _append(
-        args, "rating", {"phase": args.phase, "rating": args.rating, "reason": args.reason}
-    )
+    return _facilitate(args, lambda f: f.rate(args.phase, args.rating, args.reason))

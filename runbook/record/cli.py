@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook.atomic import replace_atomically
+from runbook.atomic import write_output
 from runbook.exitcodes import FAILED, OK, USAGE
 from runbook.termsafe import printable
 
@@ -43,13 +43,8 @@ def _write(text: str | Iterable[str], output: Path | None) -> int:
             sys.stdout.write(chunk)
         return OK
 
-    def fill(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-
     try:
-        replace_atomically(Path(output), fill)
+        write_output(Path(output), chunks)
     except OSError as exc:
         _err(f"cannot write {output}: {exc.strerror or exc}")
         return USAGE

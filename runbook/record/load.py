@@ -31,6 +31,7 @@ from runbook.journal import (
     read_journal,
     verify_lines,
 )
+from runbook.report import check_data
 from runbook.safeio import JOURNAL_LIMIT, read_regular
 from runbook.signing import Check, Signature, SigningError, signature_path
 from runbook.signing import check as check_signature
@@ -242,6 +243,7 @@ def _malformed(entries: list[dict[str, Any]]) -> MalformedEntry | None:
     for number, entry in enumerate(entries, start=1):
         try:
             check_entry(entry, number)
+            check_data(entry, number)
         except MalformedEntry as exc:
             return exc
         if not TS.match(entry["ts"]):

@@ -46,6 +46,7 @@ MODE_BANNER = {
     "live": "LIVE: changes are real",
     "dry-run": "DRY RUN: nothing will be changed",
     "tabletop": "TABLETOP: a rehearsal, nothing is changed",
+    "exercise": "EXERCISE: live, inside a simulated world",
 }
 
 

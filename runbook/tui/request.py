@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Mode = Literal["live", "dry-run", "tabletop"]
+Mode = Literal["live", "dry-run", "tabletop", "exercise"]
 MODES: tuple[Mode, ...] = ("dry-run", "live", "tabletop")
 CACHE_ENTRIES = 32
 
@@ -103,7 +103,10 @@ class RunRequest:
 
     @property
     def engine_mode(self) -> str:
-        """The runner's mode: a tabletop exercise is a dry run."""
+        """The runner's mode: a tabletop rehearsal is a dry run; an exercise is a live run
+        inside its simulated world."""
+        if self.mode == "exercise":
+            return "exercise"
         return "live" if self.mode == "live" else "dry-run"
 
 

@@ -29,21 +29,38 @@ class RunClosed(Exception):
 
 
 class ObservedJournal(Journal):
-    """A journal that tells an observer about every entry, and refuses entries once closed."""
+    """A journal that tells an observer about every entry (a shared one's too: those other
+    processes appended), and refuses entries once closed."""
 
-    def __init__(self, path: Path, redact: Callable[[Any], Any], observer: Observer) -> None:
+    def __init__(
+        self,
+        path: Path,
+        redact: Callable[[Any], Any],
+        observer: Observer,
+        *,
+        shared: bool = False,
+    ) -> None:
         self._observer = observer
         self._gate = threading.Lock()
         self._closed = False
-        super().__init__(path, redact)
+        super().__init__(path, redact, shared=shared)
+
+    def _adopted(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self._observer(entry)
+
+    def _write(self, event: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        # told while the journal's lock is held, so the observer hears of entries in order
+        # whichever thread (or process) wrote them
+        entry = super()._write(event, data)
+        self._observer(entry)
+        return entry
 
     def append(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._gate:
             if self._closed:
                 raise RunClosed(f"the run was closed; '{event}' was not journaled")
-            entry = super().append(event, data)
-        self._observer(entry)
-        return entry
+            return super().append(event, data)
 
     @property
     def closed(self) -> bool:

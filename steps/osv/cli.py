@@ -152,7 +152,7 @@ def _from_osv(args: argparse.Namespace) -> IncidentDraft | None:
 
 
 def _write(draft: IncidentDraft, args: argparse.Namespace) -> int:
-    from runbook.atomic import replace_atomically
+    from runbook.atomic import write_output
     from runbook.exitcodes import FAILED, OK, USAGE
     from runbook.playbook import PlaybookInvalid, validate_document
     from runbook.registry import default_registry
@@ -175,7 +175,7 @@ def _write(draft: IncidentDraft, args: argparse.Namespace) -> int:
             _say(f"{output}: the directory {path.parent} does not exist")
             return USAGE
         try:
-            replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            write_output(path, [text])
         except OSError as exc:
             _say(f"cannot write {output}: {exc.strerror or exc}")
             return USAGE

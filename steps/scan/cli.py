@@ -52,8 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from runbook.atomic import write_output
     from runbook.exitcodes import FAILED, OK, UNCHECKED, USAGE
     from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.redact import Redactor
     from runbook.termsafe import printable
     from steps.scan import ScanOptions, scan
     from steps.scan.output import RENDERERS
@@ -81,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, root=args.root.resolve() if args.root else None, history=args.history
     )
     result = scan([p.resolve() for p in paths], playbook.incident, options)
-    text = RENDERERS[args.format](result)
+    # spec strings and URLs come from the scanned files: a token or a URL password in one is
+    # shown redacted, as everywhere else
+    text = Redactor().text(RENDERERS[args.format](result))
     if args.output:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            write_output(args.output, [text])
         except OSError as exc:
             where = printable(args.output)
             print(f"runbook: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)

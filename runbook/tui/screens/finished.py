@@ -63,7 +63,9 @@ class FinishedScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         mode = self.session.request.mode
-        rehearsal = " (nothing was changed)" if mode != "live" else ""
+        rehearsal = {"live": "", "exercise": " (inside the simulated world)"}.get(
+            mode, " (nothing was changed)"
+        )
         with Vertical(classes="dialog finished"):
             yield Static(f"The run is finished{rehearsal}", classes="dialog-title")
             yield Static(self._summary())

@@ -8,11 +8,17 @@ from textual.widgets import Static
 
 from runbook.tui.render import MODE_BANNER
 
-BADGE = {"live": " LIVE ", "dry-run": " DRY RUN ", "tabletop": " TABLETOP "}
+BADGE = {
+    "live": " LIVE ",
+    "dry-run": " DRY RUN ",
+    "tabletop": " TABLETOP ",
+    "exercise": " EXERCISE ",
+}
 BADGE_STYLE = {
     "live": "bold white on red",
     "dry-run": "bold black on yellow",
     "tabletop": "bold white on magenta",
+    "exercise": "bold white on dark_cyan",
 }
 
 
@@ -25,11 +31,17 @@ class RunHeader(Static):
         self.target = target
         self.mode = mode
         self.progress = ""
+        self.clock = ""  # an exercise's clock, shown instead of the mode's explanation
         self.add_class(f"mode-{mode}")
 
     def set_progress(self, text: str) -> None:
         self.progress = text
         self.refresh_content()
+
+    def set_clock(self, text: str) -> None:
+        if text != self.clock:
+            self.clock = text
+            self.refresh_content()
 
     def on_mount(self) -> None:
         self.refresh_content()
@@ -46,6 +58,8 @@ class RunHeader(Static):
             Text.assemble(
                 ("target ", "dim"), (self.target, "bold"), ("  ", ""), (self.progress, "")
             ),
-            Text(MODE_BANNER.get(self.mode, "").split(": ", 1)[-1], style="dim"),
+            Text(self.clock, style="bold")
+            if self.clock
+            else Text(MODE_BANNER.get(self.mode, "").split(": ", 1)[-1], style="dim"),
         )
         self.update(grid)

@@ -1,0 +1,1 @@
+"""The players' app of an exercise (`runbook exercise start`)."""

@@ -1,0 +1,1 @@
+"""The facilitator console of an exercise (`runbook exercise facilitate RUN`)."""
