@@ -135,8 +135,13 @@ def test_finished_run(snap_compare, stable, tmp_path):
 
     async def finish(pilot):
         screen = await ready(pilot)
-        while not isinstance(app.screen, FinishedScreen):
+        for _ in range(2000):  # a step that fails every time must fail the test, not hang it
+            if isinstance(app.screen, FinishedScreen):
+                break
             top = app.screen
+            states = screen.session.runner.states()
+            failed = [s for s, st in states.items() if st.status == "failed"]
+            assert not failed, f"a step failed during the walk: {failed}"
             if isinstance(top, ConfirmScreen):
                 await pilot.press(*top.step.id, "enter") if top.typed else await pilot.press("y")
             elif isinstance(top, ChecklistScreen):
@@ -144,6 +149,8 @@ def test_finished_run(snap_compare, stable, tmp_path):
             elif top is screen and screen.busy is None:
                 await pilot.press("enter")
             await pilot.pause(0.01)
+        else:
+            raise AssertionError("the walk never reached the finished screen")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=finish)
