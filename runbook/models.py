@@ -397,7 +397,7 @@ class Incident(Strict):
 class Condition(Strict):
     """Holds when an earlier step ended with one of `outcome` and/or reported findings."""
 
-    step: str = Field(pattern=STEP_ID)
+    step: str = Field(pattern=STEP_ID, max_length=64)
     outcome: list[Outcome] | None = Field(default=None, json_schema_extra=_one_or_list)
     findings: Literal["any", "none"] | list[Severity] | None = None
 
@@ -426,7 +426,7 @@ class Condition(Strict):
 class StepSpec(Strict):
     """One step of a playbook as written in YAML."""
 
-    id: str = Field(pattern=STEP_ID)
+    id: str = Field(pattern=STEP_ID, max_length=64)
     uses: str
     title: str = Field(min_length=1)
     description: str = ""
@@ -449,7 +449,7 @@ class StepSpec(Strict):
 class Playbook(Strict):
     """A whole playbook: what happened, and what to do about it, in order."""
 
-    id: str = Field(pattern=STEP_ID)
+    id: str = Field(pattern=STEP_ID, max_length=64)
     title: str = Field(min_length=1)
     version: str = Field(min_length=1)
     incident: Incident

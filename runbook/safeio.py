@@ -22,7 +22,7 @@ MiB = 1024 * 1024
 LOCKFILE_LIMIT = 256 * MiB
 MANIFEST_LIMIT = 16 * MiB
 PLAYBOOK_LIMIT = 8 * MiB
-JOURNAL_LIMIT = 512 * MiB
+JOURNAL_LIMIT = 128 * MiB  # a run with thousands of findings writes about 1 MiB
 SMALL_FILE_LIMIT = 4 * MiB  # credential files, configs, markers
 
 

@@ -120,6 +120,8 @@ def _optional_text(data: dict[str, Any], key: str, line: int) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         raise MalformedEntry(line, f"data.{key} is {json_type(value)}, expected text")
+    if value and "\x00" in value:
+        raise MalformedEntry(line, f"data.{key} holds a NUL character")
     return value or None
 
 

@@ -27,7 +27,7 @@ Phase = Literal["detect", "contain", "eradicate", "rotate", "communicate"]
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "outstanding"]
 Severity = Literal["compromised", "at-risk", "unknown", "info"]
 ItemAnswer = Literal["done", "declined", "outstanding"]
-ID = Annotated[str, Field(pattern=STEP_ID)]
+ID = Annotated[str, Field(pattern=STEP_ID, max_length=64)]
 
 # Journal events a condition may name: the engine's, and the exercise's own.
 EVENTS = (

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Lists credentials in .env files, npmrc and .yarnrc.yml files under PATH; with --host "
             "also HOME's npm, yarn, AWS, gh, git, docker and SSH files, the environment and the "
             "keys runbook stored in the keyring. Values are never shown. Exit codes: 0 done "
-            "(finding credentials is not an error), 2 usage error."
+            "(finding credentials is not an error), 2 usage error, 3 something could not be "
+            "read (listed on stderr): the list may be incomplete."
         ),
     )
     parser.add_argument(
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from runbook.exitcodes import OK, USAGE
+    from runbook.exitcodes import OK, UNCHECKED, USAGE
     from runbook.redact import Redactor
     from runbook.termsafe import printable
     from steps.credentials.discover import discover
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(redactor.text(RENDERERS[args.format](found, home)))
     for where, message in found.problems:
         print(redactor.text(f"runbook: {printable(where)}: {printable(message)}"), file=sys.stderr)
-    return OK
+    # a file that could not be read may hold a credential nobody will rotate: never a clean 0
+    return UNCHECKED if found.problems else OK
 
 
 def _vault(env: dict[str, str]) -> Vault | None:
