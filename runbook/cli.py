@@ -278,6 +278,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
             "is not trusted (add --head HASH, the head the run printed, to pin the journal)"
         )
         return EXIT_USAGE
+    if args.head is None and not args.dry_run:
+        _err(
+            "warning: without --head, undo trusts the journal's record of what the run changed "
+            "inside the target; the head is printed at the end of the run and kept in the fix "
+            "commit's Runbook-Journal-Head trailer"
+        )
     try:
         if args.dry_run:
             report = preview(args.journal, target=args.target, head=args.head, force=args.force)
