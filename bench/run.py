@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.run --size full            # generate (or reuse), measure, clean up
     .venv/bin/python -m bench.run --size full --dir /tmp/rb-bench --keep   # keep it for next time
 
-The scanner runs twice over the same home in the same run: with the bundled axios playbook (2
-packages) and with the 2,915-version test playbook (`tests/playbooks/shai-hulud-list.yaml`, 1,630
-packages); each is compared with `find`.
+The scanner runs three times over the same home in the same run: with the bundled axios playbook
+(2 packages), with the 2,915-version test playbook (`tests/playbooks/shai-hulud-list.yaml`, 1,630
+packages) and with the bundled Shai-Hulud playbook (`playbooks/shai-hulud-2025.yaml`: the same
+list, bad ranges, and payload files looked for in every installed package); each is compared
+with `find`.
 
 Everything lives under a scratch directory (default: a new one under $TMPDIR); the user's HOME
 and ~/.npm are never used: the scanner runs with HOME set to the synthetic home, npm with a
@@ -32,6 +34,17 @@ from bench.make_home import SIZES, ensure_home
 
 REPO = Path(__file__).resolve().parents[1]
 BIG_SET = REPO / "tests/playbooks/shai-hulud-list.yaml"
+SHAI_HULUD = REPO / "playbooks/shai-hulud-2025.yaml"
+#: The scanner contenders: key -> (label, playbook (None: the default, axios), output file).
+SCANNERS: dict[str, tuple[str, Path | None, str]] = {
+    "scanner": ("runbook scan --host", None, "scan.json"),
+    "scanner_big_set": ("runbook scan --host (2,915 versions)", BIG_SET, "scan-big-set.json"),
+    "scanner_shai_hulud": (
+        "runbook scan --host (shai-hulud-2025)",
+        SHAI_HULUD,
+        "scan-shai-hulud.json",
+    ),
+}
 GOAL_NPM_RATIO = 20.0
 GOAL_RSS_MB = 200.0
 GNU_TIME = "/usr/bin/time"
@@ -160,9 +173,10 @@ def _npm_view(out: Path) -> dict:
 
 # -- correctness -----------------------------------------------------------------------------------
 def expected_for_big_set(expected: dict, playbook: Path) -> dict:
-    """What the scan with the big playbook must report: the axios plants it also lists as bad
-    (axios 1.14.1 and 0.30.4, plain-crypto-js 4.2.1, but not a copy claiming 4.2.0) and its
-    own plants (`make_home.BIG_SET_*`)."""
+    """What the scan with a playbook of the big list (the test list, or the bundled Shai-Hulud
+    one) must report: the axios plants it also lists as bad (axios 1.14.1 and 0.30.4,
+    plain-crypto-js 4.2.1, but not a copy claiming 4.2.0) and its own plants
+    (`make_home.BIG_SET_*`)."""
     from runbook.playbook import load_playbook
     from steps.npm.badset import BadSet
 
@@ -342,16 +356,14 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
     scan_env = clean_env(HOME=str(home))
     include = ["--include=package.json", "--include=package-lock.json"]
     contenders = {
-        "scanner": Contender(
-            "runbook scan --host",
-            scanner_command(args.runbook, home),
-            {"env": scan_env, "stdout": out / "scan.json"},
-        ),
-        "scanner_big_set": Contender(
-            "runbook scan --host (2,915 versions)",
-            scanner_command(args.runbook, home, BIG_SET),
-            {"env": scan_env, "stdout": out / "scan-big-set.json"},
-        ),
+        key: Contender(
+            label,
+            scanner_command(args.runbook, home, playbook),
+            {"env": scan_env, "stdout": out / output},
+        )
+        for key, (label, playbook, output) in SCANNERS.items()
+    }
+    contenders |= {
         "find": Contender("find", ["find", str(home)]),
         "find_name": Contender(
             "find -name package.json", ["find", str(home), "-name", "package.json"]
@@ -361,12 +373,16 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
             "grep -rl --include=package*.json", ["grep", "-rl", *include, "-e", "axios", str(home)]
         ),
     }
+    load_before = _load()
+    print(f"load average: {load_before}", flush=True)
     results = measure_interleaved(contenders, args.reps)
+    print(f"load average: {_load()}", flush=True)
     problems = check_findings(out / "scan.json", home, expected)
-    big_expected = expected_for_big_set(expected, BIG_SET)
-    problems += [
-        f"big set: {p}" for p in check_findings(out / "scan-big-set.json", home, big_expected)
-    ]
+    for key, label in (("scanner_big_set", "big set"), ("scanner_shai_hulud", "shai-hulud-2025")):
+        _, playbook, output = SCANNERS[key]
+        assert playbook is not None
+        wanted = expected_for_big_set(expected, playbook)
+        problems += [f"{label}: {p}" for p in check_findings(out / output, home, wanted)]
     npm_projects: dict = {}
     if not args.skip_npm:
         env = npm_env(scratch)
@@ -381,16 +397,23 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
             print(f"  {m.name:<34} {run.wall:8.2f} s  {run.rss_mb:7.1f} MiB", flush=True)
         results["npm_ls"] = m
 
-    scanner = results["scanner"].median
-    big_scanner = results["scanner_big_set"].median
-    scanners = ("scanner", "scanner_big_set")
-    ratios = {k: round(v.median / scanner, 2) for k, v in results.items() if k not in scanners}
-    big_ratios = {
-        k: round(v.median / big_scanner, 2) for k, v in results.items() if k not in scanners
+    scanners = tuple(SCANNERS)
+    # each other command's median time / each scanner's: above 1, the scanner is faster
+    ratios_by = {
+        s: {
+            k: round(v.median / results[s].median, 2)
+            for k, v in results.items()
+            if k not in scanners
+        }
+        for s in scanners
     }
+    ratios, big_ratios = ratios_by["scanner"], ratios_by["scanner_big_set"]
+    shai_ratios = ratios_by["scanner_shai_hulud"]
+    find = results["find"].median
     goals = {
-        "faster_than_find": scanner < results["find"].median,
-        "big_set_faster_than_find": big_scanner < results["find"].median,
+        "faster_than_find": results["scanner"].median < find,
+        "big_set_faster_than_find": results["scanner_big_set"].median < find,
+        "shai_hulud_faster_than_find": results["scanner_shai_hulud"].median < find,
         "npm_ls_ratio_at_least_20": (ratios["npm_ls"] >= GOAL_NPM_RATIO)
         if "npm_ls" in ratios
         else None,
@@ -401,17 +424,17 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
 
     print()
     header = f"{'command':<38} {'median s':>9} {'min s':>8} {'peak MiB':>9}"
-    print(f"{header} {'x scanner':>10} {'x big set':>10}")
+    print(f"{header} {'x scanner':>10} {'x big set':>10} {'x shai':>8}")
     for key, m in results.items():
-        ratio = "-" if key in scanners else f"{ratios[key]:.2f}"
-        big_ratio = "-" if key in scanners else f"{big_ratios[key]:.2f}"
+        shown = ["-" if key in scanners else f"{ratios_by[s][key]:.2f}" for s in scanners]
         best = min(r.wall for r in m.runs)
         print(
-            f"{m.name:<38} {m.median:9.2f} {best:8.2f} {m.peak_mb:9.1f} {ratio:>10} {big_ratio:>10}"
+            f"{m.name:<38} {m.median:9.2f} {best:8.2f} {m.peak_mb:9.1f} "
+            f"{shown[0]:>10} {shown[1]:>10} {shown[2]:>8}"
         )
     print(
-        "(x scanner = that command's median time / the scanner's, with the axios playbook and with "
-        "the 2,915-version one: above 1, the scanner is faster)"
+        "(x scanner = that command's median time / the scanner's, with the axios playbook, the "
+        "2,915-version one and the bundled shai-hulud-2025 one: above 1, the scanner is faster)"
     )
     print()
     for goal, ok in goals.items():
@@ -426,7 +449,7 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
             print(f"  {line}")
     else:
         print(
-            "scanner findings (both playbooks): every planted bad version reported, "
+            "scanner findings (all three playbooks): every planted bad version reported, "
             "no trap reported"
         )
 
@@ -437,15 +460,19 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
         "page_cache": "warm: grep -r read the whole home first; each command ran once untimed "
         "before its timed runs (the npm ls loop only had the grep -r warm-up)",
         "order": "interleaved: the timed runs went round the contenders (scanner, scanner with "
-        "the big set, find, find -name, grep, grep --include) once per repetition",
+        "the big set, scanner with shai-hulud-2025, find, find -name, grep, grep --include) once "
+        "per repetition",
+        "load_average": {"before": load_before, "after": _load()},
         "reps": args.reps,
         "timings": {
             k: {**asdict(m), "median": round(m.median, 3), "peak_rss_mib": round(m.peak_mb, 1)}
             for k, m in results.items()
         },
         "big_set_playbook": str(BIG_SET.relative_to(REPO)),
+        "shai_hulud_playbook": str(SHAI_HULUD.relative_to(REPO)),
         "ratios_vs_scanner": ratios,
         "ratios_vs_scanner_big_set": big_ratios,
+        "ratios_vs_scanner_shai_hulud": shai_ratios,
         "goals": goals,
         "correctness": {"ok": not problems, "problems": problems},
         "npm_ls": {
@@ -457,6 +484,11 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
     args.results.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.results}")
     return 0 if not problems else 1
+
+
+def _load() -> list[float]:
+    """The 1, 5 and 15 minute load averages (other work on a shared machine)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _count(values) -> dict[str, int]:

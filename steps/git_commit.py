@@ -17,6 +17,7 @@ from pathlib import Path
 import git
 from pydantic import Field
 
+from runbook.models import AffectedPackage
 from runbook.step import (
     Action,
     Plan,
@@ -234,6 +235,12 @@ class GitCommitStep(StepKind):
             note = f"{where} is not inside a git repository: nothing to commit"
             return Plan(fingerprint=fingerprint_of(str(where), "no repository"), notes=[note])
         with self._repo(ctx) as repo:
+            if ctx.dry_run and not repo.head.is_valid():
+                note = (
+                    f"{where} has no commit yet: a live run stops here (nothing to branch "
+                    "from); commit the project first"
+                )
+                return Plan(fingerprint=fingerprint_of(str(where), "no commit"), notes=[note])
             seen = self._observe(ctx, repo)
         branch = self._branch(ctx)
         notes = [f"repository {seen.root}, on {seen.branch or 'a detached HEAD'}"]
@@ -347,22 +354,72 @@ class GitCommitStep(StepKind):
 
     @staticmethod
     def message(ctx: StepContext, paths: list[str]) -> str:
+        """The commit message: the incident, the packages this run found, the files, and the
+        journal head. A playbook of thousands of packages (a worm's list) gets a line only for
+        those the run found, and a count of the rest."""
         pb = ctx.playbook
         lines = [
             f"Remediate {pb.id}: {pb.title}"[:72],
             "",
             f"Incident: {pb.title} (playbook {pb.id} v{pb.version})",
         ]
-        for package in pb.incident.packages:
-            bad = ", ".join([*package.bad_versions, *package.bad_ranges])
-            if package.any_version or not bad:
-                bad = "every version"
-            text = f"{package.name}: bad {bad}"
-            if package.safe_pins:
-                safe = ", ".join(f"{v} ({line}.x)" for line, v in sorted(package.safe_pins.items()))
-                text += f"; safe {safe}"
-            lines.append(text)
+        packages = pb.incident.packages
+        found = _found_packages(ctx)
+        if found:
+            listed = [p for p in packages if p.name in found]
+            rest = len(packages) - len(listed)
+            others = _count(rest, "other package")
+            tail = f"and {others} of the incident {_were(rest)} not found here"
+        elif len(packages) <= FEW_PACKAGES:
+            listed, rest, tail = list(packages), 0, ""
+        else:
+            listed, rest = [], len(packages)
+            tail = f"{_count(rest, 'package')} in the incident; this run recorded no finding of one"
+        lines += [_package_line(package) for package in listed]
+        if rest:
+            lines.append(tail)
         lines += ["", "Files changed by the run:", *(f"  {p}" for p in paths), ""]
         head = ctx.journal_head() if ctx.journal_head else "unknown"
         lines.append(f"Runbook-Journal-Head: {head}")
         return "\n".join(lines) + "\n"
+
+
+#: Up to this many packages, an incident is listed whole when the run recorded no finding.
+FEW_PACKAGES = 10
+#: Bad versions shown per package line; the rest are counted.
+SHOWN_VERSIONS = 10
+
+
+def _found_packages(ctx: StepContext) -> set[str]:
+    """Packages named by the compromised or at-risk findings the steps of this run planned with
+    (`detect`, `verify`, ...), from the journal."""
+    found: set[str] = set()
+    for entry in ctx.journal_entries() if ctx.journal_entries else []:
+        if entry.get("event") != "step_planned":
+            continue
+        for finding in (entry.get("data") or {}).get("findings") or []:
+            if finding.get("severity") in ("compromised", "at-risk") and finding.get("package"):
+                found.add(finding["package"])
+    return found
+
+
+def _package_line(package: AffectedPackage) -> str:
+    bad = [*package.bad_versions, *package.bad_ranges]
+    shown = ", ".join(bad[:SHOWN_VERSIONS])
+    if len(bad) > SHOWN_VERSIONS:
+        shown += f" (and {len(bad) - SHOWN_VERSIONS} more)"
+    if package.any_version or not bad:
+        shown = "every version"
+    text = f"{package.name}: bad {shown}"
+    if package.safe_pins:
+        safe = ", ".join(f"{v} ({line}.x)" for line, v in sorted(package.safe_pins.items()))
+        text += f"; safe {safe}"
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"

@@ -214,3 +214,26 @@ def test_json_output_names_the_payload(tmp_path: Path, run_cli) -> None:
     doc = json.loads(out.stdout)
     kinds = {f["kind"] for f in doc["findings"]}
     assert {"payload", "repo-file", "lockfile", "installed"} <= kinds
+
+
+def test_payloads_in_yarn_unplugged_folders_and_npx_installs(tmp_path: Path) -> None:
+    """yarn berry's unplugged packages and the packages npx installed (their install scripts
+    ran) are looked into too, in the same walk that looks for bad versions there."""
+    home = tmp_path / "home"
+    project = home / "app"
+    unplugged = project / ".yarn" / "unplugged" / "@zapier-zapier-sdk-npm-0.15.5-0a1b2c3d4e"
+    npx = home / ".npm" / "_npx" / "0123abcd4567ef89"
+    fake = HERE / "packages" / "zapier-sdk-0.15.5"
+    for where in (unplugged, npx):
+        shutil.copytree(fake, where / "node_modules" / "@zapier" / "zapier-sdk")
+    (project / "package.json").write_text('{"name": "app"}')
+    result = scan([project], PLAYBOOK.incident, ScanOptions(host=True), env={"HOME": str(home)})
+    found = [f for f in result.findings if f.kind == "payload"]
+    assert {(f.severity, f.package, f.version) for f in found} == {
+        ("compromised", "@zapier/zapier-sdk", "0.15.5")
+    }
+    assert sorted(Path(f.path).name for f in found) == sorted(
+        ["setup_bun.js", "bun_environment.js"] * 2
+    )
+    assert sum("(yarn unplugged)" in f.message for f in found) == 2
+    assert sum("(npx cache)" in f.message for f in found) == 2

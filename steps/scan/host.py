@@ -18,6 +18,7 @@ from runbook.step import Finding
 from runbook.termsafe import printable
 from steps.npm.badset import BadSet, parse_name_version
 from steps.scan.installed import listing, real_dir, scan_berry_cache, scan_node_modules
+from steps.scan.payloads import PayloadFiles
 from steps.scan.reading import not_regular, read_file, unreadable, why_unreadable
 
 TARBALL_KEY = re.compile(
@@ -105,28 +106,33 @@ def _files_that_could_resolve(
     """(path, bytes) of the files under `root` whose bytes could record a bad resolution, and an
     `unknown` finding for each wanted file or folder that could not be read (a FIFO, a symlink,
     a file over the size limit, a folder without permission)."""
-    problems: list[Finding] = []
-
-    def cannot_list(exc: OSError) -> None:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # no such cache: nothing to check
-            path = exc.filename or str(root)
-            reason = f"{exc.strerror or exc}; nothing under it was checked"
-            problems.append(
-                Finding(
+    stack = [str(root)]
+    while stack:  # os.walk without its `lstat` per folder: the entry types say what is a folder
+        dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as listed:
+                entries = list(listed)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # no such cache: nothing to check
+                yield Finding(
                     kind="cache",
                     severity="unknown",
-                    path=str(path),
-                    message=f"cannot list this directory: {reason}",
+                    path=dirpath,
+                    message=f"cannot list this directory: {exc.strerror or exc}; "
+                    "nothing under it was checked",
                 )
-            )
-
-    for dirpath, _, filenames in os.walk(root, onerror=cannot_list):
-        yield from problems
-        problems.clear()
-        for filename in filenames:
-            if not wanted(dirpath, filename):
+            continue
+        for entry in entries:
+            try:
+                folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                folder = False
+            if folder:
+                stack.append(entry.path)
                 continue
-            path = os.path.join(dirpath, filename)
+            if not wanted(dirpath, entry.name):
+                continue
+            path = entry.path  # a symlink or a FIFO is refused by read_file: `unknown`
             try:
                 data = read_file(path, limit=MANIFEST_LIMIT)
             except FileNotFoundError:
@@ -136,11 +142,13 @@ def _files_that_could_resolve(
                 continue
             if badset.could_resolve(data):
                 yield path, data
-    yield from problems
 
 
-def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
-    """`_cacache/index-v5` entries for bad tarballs (any registry host), and `_npx` installs."""
+def scan_npm_cache(
+    cache: Path, badset: BadSet, payloads: PayloadFiles | None = None
+) -> Iterator[Finding]:
+    """`_cacache/index-v5` entries for bad tarballs (any registry host), and `_npx` installs
+    (with `payloads`, also the payload files in them: npx ran their install scripts)."""
     for item in _files_that_could_resolve(cache / "_cacache" / "index-v5", badset):
         if isinstance(item, Finding):
             yield item
@@ -153,7 +161,9 @@ def scan_npm_cache(cache: Path, badset: BadSet) -> Iterator[Finding]:
     for run in runs:
         nm = Path(run.path) / "node_modules"
         if not run.is_symlink() and real_dir(nm):
-            yield from scan_node_modules(nm, badset, kind="cache", context=" (npx cache)")
+            context = " (npx cache)"
+            at = payloads.at(context) if payloads is not None else None
+            yield from scan_node_modules(nm, badset, kind="cache", context=context, payloads=at)
 
 
 def _index_bucket(path: str, data: bytes, badset: BadSet) -> Iterator[Finding]:
@@ -290,15 +300,24 @@ def _pnpm_store(store: Path, badset: BadSet) -> Iterator[Finding]:
 
 
 def scan_caches(
-    home: Path, env: Mapping[str, str], badset: BadSet, live: bool, *, unknown: bool = False
+    home: Path,
+    env: Mapping[str, str],
+    badset: BadSet,
+    live: bool,
+    *,
+    unknown: bool = False,
+    payloads: PayloadFiles | None = None,
 ) -> Iterator[Finding]:
     """Bad packages in every package-manager cache of `home`; with `unknown`, also an `unknown`
     finding for each cache file or folder that could not be read (the scan's verdict needs them;
-    a step that only counts bad packages does not)."""
-    return _only_bad(_caches(home, env, badset, live), unknown)
+    a step that only counts bad packages does not); with `payloads`, payload files in npx's
+    installs."""
+    return _only_bad(_caches(home, env, badset, live, payloads), unknown)
 
 
-def _caches(home: Path, env: Mapping[str, str], badset: BadSet, live: bool) -> Iterator[Finding]:
+def _caches(
+    home: Path, env: Mapping[str, str], badset: BadSet, live: bool, payloads: PayloadFiles | None
+) -> Iterator[Finding]:
     npmrc = _npmrc_path(home, env, live)
     try:
         read_file(npmrc, limit=SMALL_FILE_LIMIT, follow_symlinks=live)
@@ -309,7 +328,7 @@ def _caches(home: Path, env: Mapping[str, str], badset: BadSet, live: bool) -> I
         finding.message += "; a cache or prefix it sets was not looked at"
         yield finding
     for cache in npm_cache_dirs(home, env, live):
-        yield from scan_npm_cache(cache, badset)
+        yield from scan_npm_cache(cache, badset, payloads)
     yarn_v1 = [
         home / ".cache/yarn/v6",
         home / "Library/Caches/Yarn/v6",
@@ -359,15 +378,26 @@ def global_dirs(home: Path, root: Path | None, env: Mapping[str, str]) -> list[P
 
 
 def scan_globals(
-    home: Path, root: Path | None, env: Mapping[str, str], badset: BadSet
+    home: Path,
+    root: Path | None,
+    env: Mapping[str, str],
+    badset: BadSet,
+    payloads: PayloadFiles | None = None,
 ) -> Iterator[Finding]:
+    """Bad packages (and with `payloads`, payload files) in the global install folders."""
+    at = payloads.at(" (installed globally)") if payloads is not None else None
     for folder in global_dirs(home, root, env):
         # the live prefix may be a link (a version manager's); a mounted disk's must stay on it
         if folder.is_dir() and (root is None or within(folder, root)):
-            yield from scan_node_modules(folder, badset, kind="global", context=" globally")
+            yield from scan_node_modules(
+                folder, badset, kind="global", context=" globally", payloads=at
+            )
 
 
-def scan_editors(home: Path, badset: BadSet) -> Iterator[Finding]:
+def scan_editors(
+    home: Path, badset: BadSet, payloads: PayloadFiles | None = None
+) -> Iterator[Finding]:
+    """Bad packages (and with `payloads`, payload files) inside editor extensions."""
     for relative in EDITOR_DIRS:
         extensions = listing(home / relative, "installed")
         if isinstance(extensions, Finding):
@@ -377,7 +407,10 @@ def scan_editors(home: Path, badset: BadSet) -> Iterator[Finding]:
             nm = Path(extension.path) / "node_modules"
             if not extension.is_symlink() and real_dir(nm):
                 context = f" inside editor extension {extension.name}"
-                yield from scan_node_modules(nm, badset, kind="installed", context=context)
+                at = payloads.at(f" ({context.strip()})") if payloads is not None else None
+                yield from scan_node_modules(
+                    nm, badset, kind="installed", context=context, payloads=at
+                )
 
 
 # -- host indicators -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from runbook.safeio import MANIFEST_LIMIT
 from runbook.step import Finding
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import LockfileError, load_npm_lockfile
+from steps.scan.payloads import PayloadFiles
 from steps.scan.reading import read_file, why_unreadable
 
 BERRY_ARCHIVE = re.compile(
@@ -103,17 +104,26 @@ def _installed_finding(
     return None
 
 
-def _scan_pnpm_store(pnpm_dir: str, badset: BadSet, kind: str, context: str) -> Iterator[Finding]:
+def _scan_pnpm_store(
+    pnpm_dir: str, badset: BadSet | None, kind: str, context: str, stores: list[str] | None
+) -> Iterator[Finding]:
     """`.pnpm/axios@1.14.1/node_modules/axios`; names of scoped packages use `+` for `/`.
 
     pnpm links packages into `node_modules` from here, so these are real directories; a symlink
-    in their place is not followed."""
+    in their place is not followed. With `stores`, the `node_modules` folder of every entry is
+    added to it, for the payload files of every package."""
     entries = listing(pnpm_dir, kind)
     if isinstance(entries, Finding):
         yield entries
         return
     for entry in entries:
         if entry.is_symlink():
+            continue
+        if stores is not None and entry.name != "node_modules":
+            folder = os.path.join(entry.path, "node_modules")
+            if real_dir(folder):
+                stores.append(folder)
+        if badset is None:
             continue
         match = PNPM_DIR.match(entry.name)
         if not match:
@@ -128,25 +138,39 @@ def _scan_pnpm_store(pnpm_dir: str, badset: BadSet, kind: str, context: str) -> 
 
 
 def scan_node_modules(
-    top: Path, badset: BadSet, *, kind: str = "installed", context: str = ""
+    top: Path,
+    badset: BadSet | None,
+    *,
+    kind: str = "installed",
+    context: str = "",
+    payloads: PayloadFiles | None = None,
 ) -> Iterator[Finding]:
-    """Every bad package under one node_modules directory, nested copies included.
+    """Every bad package under one node_modules directory, nested copies included, and with
+    `payloads` the payload files in every package of the tree (`badset` None: those only).
 
-    Only directories named like a bad package have their package.json read; every other package
-    costs one `stat` (for its own nested node_modules). Symlinks are never followed.
+    Only directories named like a bad package have their package.json read. Every other package
+    costs one `lstat` (for its own nested node_modules), or with `payloads` one listing of its
+    directory, which gives both its nested node_modules and the payload names it holds. Symlinks
+    are never followed.
     """
-    stack: list[tuple[str, list[str]]] = [(str(top), [])]
+    names = badset.names if badset is not None else frozenset()
+    # (folder, dependency path, whether bad packages are judged there: not in pnpm's store
+    # entries, which `_scan_pnpm_store` judges by their names)
+    stack: list[tuple[str, list[str], bool]] = [(str(top), [], True)]
     while stack:
-        nm, via = stack.pop()
+        nm, via, judged = stack.pop()
         entries = listing(nm, kind)
         if isinstance(entries, Finding):
             yield entries
             continue
+        packages: list[tuple[str, os.DirEntry[str]]] = []
         for entry in entries:
             name = entry.name
             if name.startswith("."):
-                if name == ".pnpm":
-                    yield from _scan_pnpm_store(entry.path, badset, kind, context)
+                if name == ".pnpm" and judged and not entry.is_symlink():
+                    stores: list[str] | None = [] if payloads is not None else None
+                    yield from _scan_pnpm_store(entry.path, badset, kind, context, stores)
+                    stack += [(folder, [], False) for folder in stores or ()]
                 continue
             if entry.is_symlink():
                 continue
@@ -155,18 +179,104 @@ def scan_node_modules(
                 if isinstance(scoped, Finding):
                     yield scoped
                     continue
-                packages = [(f"{name}/{e.name}", e) for e in scoped if not e.is_symlink()]
+                packages += [(f"{name}/{e.name}", e) for e in scoped if not e.is_symlink()]
             else:
-                packages = [(name, entry)]
+                packages.append((name, entry))
+        if judged and names:
             for package, pentry in packages:
-                if package in badset.names:
+                if package in names:
                     finding = _installed_finding(pentry.path, package, badset, kind, via, context)
                     if finding:
                         yield finding
-                nested = pentry.path + "/node_modules"
-                # one lstat per package: a symlinked node_modules is not a directory here
-                if real_dir(nested):
-                    stack.append((nested, [*via, package]))
+        if payloads is None:
+            yield from _nested_by_lstat(packages, via, judged, kind, stack)
+        else:
+            yield from _look_inside(packages, via, judged, kind, payloads, stack)
+
+
+def _nested_by_lstat(
+    packages: list[tuple[str, os.DirEntry[str]]],
+    via: list[str],
+    judged: bool,
+    kind: str,
+    stack: list[tuple[str, list[str], bool]],
+) -> Iterator[Finding]:
+    """Each package's own node_modules onto `stack`: one `lstat` per package (a symlinked
+    node_modules is not a directory here)."""
+    lstat = os.lstat
+    for package, pentry in packages:
+        nested = pentry.path + "/node_modules"
+        try:
+            if S_ISDIR(lstat(nested).st_mode):
+                stack.append((nested, [*via, package], judged))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            yield _not_looked_into(pentry.path, package, exc, kind)
+
+
+def _look_inside(
+    packages: list[tuple[str, os.DirEntry[str]]],
+    via: list[str],
+    judged: bool,
+    kind: str,
+    payloads: PayloadFiles,
+    stack: list[tuple[str, list[str], bool]],
+) -> Iterator[Finding]:
+    """One listing of each package's directory: its own node_modules onto `stack`, and the
+    files named like a payload judged. Entry types come from the listing, never a `stat`."""
+    files = payloads.names
+    wanted = files | {"node_modules"}
+    scandir = os.scandir
+    for package, pentry in packages:
+        try:
+            if not pentry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        hits: list[os.DirEntry[str]] = []
+        try:
+            with scandir(pentry.path) as inside:
+                for item in inside:
+                    name = item.name
+                    if name not in wanted:
+                        continue
+                    if name in files:
+                        hits.append(item)
+                    if name == "node_modules" and _is_dir(item):
+                        stack.append((item.path, [*via, package], judged))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            yield _not_looked_into(pentry.path, package, exc, kind, payloads=True)
+            continue
+        for item in hits:
+            yield from payloads.judge(item, package)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory, not a symlink to one, from the listing's entry type."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _not_looked_into(
+    package_dir: str, package: str, exc: OSError, kind: str, *, payloads: bool = False
+) -> Finding:
+    """An `unknown` finding for a package directory the walk could not look into."""
+    unchecked = "the packages installed under it" + (
+        " and the payload files it may hold" if payloads else ""
+    )
+    return Finding(
+        kind=kind,
+        severity="unknown",
+        path=package_dir,
+        package=package,
+        message=f"cannot look inside this package: {exc.strerror or exc}; {unchecked} "
+        "were not checked",
+    )
 
 
 def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Finding]:
@@ -194,8 +304,11 @@ def scan_berry_cache(cache: Path, badset: BadSet, *, kind: str) -> Iterator[Find
                 )
 
 
-def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
-    """A project's `.yarn`: `cache/*.zip` and `unplugged/<archive-name>/node_modules/<pkg>`."""
+def scan_yarn_dir(
+    yarn_dir: Path, badset: BadSet, payloads: PayloadFiles | None = None
+) -> Iterator[Finding]:
+    """A project's `.yarn`: `cache/*.zip` and `unplugged/<archive-name>/node_modules/<pkg>`
+    (with `payloads`, also the payload files in the unplugged packages)."""
     yield from scan_berry_cache(yarn_dir / "cache", badset, kind="installed")
     entries = listing(yarn_dir / "unplugged", "installed")
     if isinstance(entries, Finding):
@@ -204,7 +317,9 @@ def scan_yarn_dir(yarn_dir: Path, badset: BadSet) -> Iterator[Finding]:
     for entry in entries:
         nested = Path(entry.path) / "node_modules"
         if not entry.is_symlink() and real_dir(nested):
-            yield from scan_node_modules(nested, badset, context=" (yarn unplugged)")
+            context = " (yarn unplugged)"
+            at = payloads.at(context) if payloads is not None else None
+            yield from scan_node_modules(nested, badset, context=context, payloads=at)
 
 
 def real_dir(path: str | Path) -> bool:

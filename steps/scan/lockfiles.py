@@ -22,7 +22,13 @@ from steps.npm.lockfiles import (
     parse_lockfile,
 )
 from steps.npm.lockfiles.evidence import find_evidence
-from steps.npm.lockfiles.graph import LockGraph, decode_text, load_json, utf8_bytes
+from steps.npm.lockfiles.graph import (
+    LockGraph,
+    decode_text,
+    keys_may_repeat,
+    load_json,
+    utf8_bytes,
+)
 from steps.npm.lockfiles.quick import Malformed, npm_resolutions
 from steps.scan.reading import read_file
 
@@ -66,11 +72,14 @@ def _needs_full_parse(path: Path, data: bytes, utf8: bytes, badset: BadSet, seen
                     seen.add((name, version))
         except Malformed:
             return True  # the full parse says what and where
-        return bool(seen)
+        return bool(seen) or keys_may_repeat(utf8, doc)  # a key written twice hides the first
     if badset.could_resolve(utf8):
         return True
-    parse_lockfile(path, data)  # yarn, pnpm and bun files are cheap: validate them in full
-    return False
+    graph = parse_lockfile(path, data)  # yarn, pnpm and bun files are cheap: validate them in full
+    return any(  # what the byte filter cannot see (`v1.14.1` among a big set's tokens)
+        node.name in badset.names and badset.is_bad(node.name, node.version)
+        for node in graph.nodes.values()
+    )
 
 
 def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:

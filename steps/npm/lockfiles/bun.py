@@ -19,6 +19,8 @@ from steps.npm.lockfiles.graph import (
     LockfileError,
     LockGraph,
     LockNode,
+    check_tarball,
+    check_unique_keys,
     clean_semver,
     find_json_key,
     load_json,
@@ -111,6 +113,7 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
         raise LockfileError(
             f"bun.lock: expected a JSON object at the top level, got {type(doc).__name__}", 1
         )
+    check_unique_keys(text, doc, "bun.lock")
     version = doc.get("lockfileVersion")  # 0 to 3 seen: same tuple layout
     if version is not None and (type(version) is not int or version not in (0, 1, 2, 3)):
         raise LockfileError(f"bun.lock: unsupported lockfileVersion {version!r} (0 to 3 are known)")
@@ -147,11 +150,18 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
             continue
         meta = next((e for e in entry[1:] if isinstance(e, dict)), None)
         installed = _names(key)[-1] if key else real
+        version = clean_semver(ref)
+        where = f"bun.lock: package {key!r}"
+        if len(entry) > 1 and isinstance(entry[1], str) and entry[1]:
+            # the registry, or for some entries the tarball URL bun downloads
+            version = check_tarball(real, version, entry[1], where, line)
+        elif ref.startswith(("http:", "https:")):  # a dependency on a tarball URL
+            version = check_tarball(real, version, ref, where, line)
         graph.add_node(
             LockNode(
                 key=key,
                 name=real,
-                version=clean_semver(ref),
+                version=version,
                 line=line,
                 alias=installed if installed != real else None,
             )

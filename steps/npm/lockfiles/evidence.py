@@ -24,6 +24,7 @@ evidence, so for those the name alone, as such a token, is enough.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -41,6 +42,11 @@ _KEY_BEFORE = frozenset(" \t\n\r{,")
 _MAX_PLACES = 5  # positions kept per package and version
 _FIELDS = frozenset({"name", "version"})  # what an entry's object is judged by
 _JSON_TOKEN = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|[{}\[\]:,]')
+# Up to this many names, one alternation of them is cheap; past it, the names the text can hold
+# are picked first from its tokens, so the cost follows the text, not the bad set.
+FEW_NAMES = 16
+# Bytes of a name part; everything else (`@`, `/`, quotes, non-ASCII...) separates tokens.
+_TOKENS = bytes(c if chr(c) in _NAME_CHARS else 0x20 for c in range(256))
 
 
 @dataclass(frozen=True)
@@ -154,10 +160,18 @@ def find_evidence(file_name: str, text: str, bad: BadPackages) -> list[Evidence]
     """Every bad package the text records, with its first lines (see the module docstring).
 
     Versions are read as whole semver tokens and judged by `bad.is_bad`, so bad ranges count as
-    well as bad versions."""
+    well as bad versions. With more than a few bad names, the text patterns are built only for the
+    names the text holds as whole tokens (one pass over its bytes), so a set of thousands costs
+    what a set of a few does."""
     places = _Places()
     any_version = set(bad.any_version)
     versioned = set(bad.names) - any_version
+    if len(bad.names) > FEW_NAMES:  # the text patterns only for names the text holds
+        present = _present(text, frozenset(bad.names))
+        json_versioned, json_any = versioned, any_version  # judged by set lookups: all of them
+        versioned, any_version = versioned & present, any_version & present
+    else:
+        json_versioned, json_any = versioned, any_version
     if versioned:
         _token_patterns(text, versioned, bad.is_bad, places)
         if file_name not in JSON_NAMES:
@@ -165,8 +179,39 @@ def find_evidence(file_name: str, text: str, bad: BadPackages) -> list[Evidence]
     if any_version:
         _any_version_names(text, any_version, places)
     if file_name in JSON_NAMES:
-        _json_entries(text, versioned, bad.is_bad, any_version, places)
+        _json_entries(text, json_versioned, bad.is_bad, json_any, places)
     return places.result(text)
+
+
+@functools.lru_cache(maxsize=8)
+def _name_index(
+    names: frozenset[str],
+) -> tuple[dict[bytes, list[tuple[str, tuple[bytes, ...]]]], tuple[str, ...]]:
+    """The names by their last part (`@ctrl/tinycolor` under `tinycolor`), and the names with
+    characters a token never holds (looked for as they are)."""
+    by_last: dict[bytes, list[tuple[str, tuple[bytes, ...]]]] = {}
+    odd: list[str] = []
+    for name in sorted(names):
+        scope, slash, base = name[1:].partition("/") if name.startswith("@") else ("", "", name)
+        parts = tuple(p.encode() for p in ((scope, base) if slash else (base,)))
+        if not all(parts) or any(p.translate(_TOKENS) != p for p in parts):
+            odd.append(name)
+            continue
+        by_last.setdefault(parts[-1], []).append((name, parts))
+    return by_last, tuple(odd)
+
+
+def _present(text: str, names: frozenset[str]) -> set[str]:
+    """The names the text holds as whole tokens: every form the patterns read has a name bounded
+    by characters no name holds, so no other name can be matched by them."""
+    by_last, odd = _name_index(names)
+    tokens = set(text.encode("utf-8", "surrogatepass").translate(_TOKENS).split())
+    found = {name for name in odd if name in text}
+    for last in tokens.intersection(by_last):
+        for name, parts in by_last[last]:
+            if len(parts) == 1 or (parts[0] in tokens and name in text):
+                found.add(name)
+    return found
 
 
 # A whole version (possessive: `1.14.10` and `1.14.1-rc.1` are never read as `1.14.1`).

@@ -8,6 +8,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import orjson
 
@@ -115,6 +116,78 @@ def _clean_semver(value: str) -> str:
 def clean_semver(value: object) -> str:
     """`value` when it is a plain semver version (a leading `v` dropped), else ""."""
     return _clean_semver(value) if isinstance(value, str) else ""
+
+
+def registry_tarball(url: object) -> tuple[str, str] | None:
+    """(name, version) that a registry tarball URL downloads, read from its path.
+
+    The path shape decides, on any http(s) host (custom registries, mirrors, verdaccio):
+    `…/<name>/-/<base>-<version>.tgz` with `<name>` scoped or not, percent-encoded or not, and
+    `<base>` its last part (or the whole name, as GitLab's registry writes it). None for
+    anything else: git, file and link specs, codeload archives, other URL shapes.
+    """
+    if not isinstance(url, str) or not url[:8].lower().startswith(("https://", "http://")):
+        return None
+    path = url.split("#", 1)[0].split("?", 1)[0]
+    if not path.endswith(".tgz"):
+        return None
+    cut = path.rfind("/-/")
+    if cut < 0:
+        return None
+    segments = unquote(path[:cut]).split("/")
+    if len(segments) < 4 or not segments[-1]:  # scheme, "", host, then the name
+        return None
+    name = segments[-1]
+    if len(segments) >= 5 and segments[-2].startswith("@") and len(segments[-2]) > 1:
+        name = f"{segments[-2]}/{name}"
+    file = unquote(path[cut + 3 : -4])
+    for prefix in (name.rpartition("/")[2] + "-", name + "-"):
+        if file.startswith(prefix):
+            version = clean_semver(file[len(prefix) :])
+            if version:
+                return name, version
+    return None
+
+
+def check_tarball(name: str, version: str, url: object, where: str, line: int | None) -> str:
+    """The version an entry installs, checked against the registry tarball it downloads.
+
+    Package managers download `resolved`/`tarball` and ignore the version field beside it, so a
+    tarball URL naming another version (or package) is a resolution of its own: that is a
+    LockfileError ("version and tarball disagree"). An entry with no version of its own gets the
+    tarball's. `version` is returned as it is when the URL is not a registry tarball.
+    """
+    if version and isinstance(url, str):
+        end = url.find("#")
+        tail = f"/{name}/-/{name.rpartition('/')[2]}-{version}.tgz"
+        if url.endswith(tail, 0, end if end >= 0 else len(url)) and (
+            name[:1] == "@" or ("@" not in url and "%" not in url)  # `%40scope/name` is scoped
+        ):
+            return version  # the common case, decided without taking the URL apart
+    found = registry_tarball(url)
+    if found is None:
+        return version
+    url_name, url_version = found
+    if url_name == name:
+        if not version:
+            return url_version
+        if version.split("+", 1)[0] == url_version.split("+", 1)[0]:
+            return version
+    said = f"{name}@{version}" if version else f"{name} (no version)"
+    raise LockfileError(
+        f"{where}: the lockfile says {said} but downloads {url_name}@{url_version} "
+        "(version and tarball disagree)",
+        line,
+    )
+
+
+_CR_LINE_END = re.compile(r"\r\n?")
+
+
+def universal_newlines(text: str) -> str:
+    """`text` with every `\\r\\n` and lone `\\r` made `\\n`: yarn and YAML end lines at all
+    three, so that is how lines are split and counted."""
+    return _CR_LINE_END.sub("\n", text) if "\r" in text else text
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -415,6 +488,111 @@ def load_json(text: str, what: str) -> object:
         raise LockfileError(f"{what} is not valid JSON: {exc}") from None
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey
+    return out
+
+
+_KEY_TOKEN = re.compile(JSON_STRING + r"|[{}\[\],:]")
+
+
+def keys_may_repeat(text: str | bytes, doc: object) -> bool:
+    """False when no object of the JSON `text` (str or UTF-8 bytes) holds a key twice; True
+    when one may. `doc` is what `load_json` built from `text`.
+
+    It counts the colons of the text and of orjson's re-serialization of `doc`: one per key,
+    plus those inside strings, which both spell alike unless the text uses `\\u` escapes (then
+    it answers True). A key written twice is a colon the re-serialization lacks. Two byte
+    counts and one `orjson.dumps`, no second parse.
+    """
+    if isinstance(text, bytes):
+        if b"\\" in text and b"\\u" in text:
+            return True
+        written = text.count(b":")
+    else:
+        if "\\" in text and "\\u" in text:
+            return True
+        written = text.count(":")
+    try:
+        dumped = orjson.dumps(doc).count(b":")
+    except (orjson.JSONEncodeError, TypeError):  # past orjson's depth, or a huge integer
+        return True
+    return written != dumped
+
+
+def check_unique_keys(text: str, doc: object, what: str) -> None:
+    """Raise LockfileError (with the line and column) when an object of the JSON `text` holds a
+    key twice: every parser keeps the last one, so an entry written first disappears. No
+    package manager writes that. `doc` is what `load_json` built from `text`; the text is only
+    parsed again when `keys_may_repeat` cannot rule a repeat out.
+    """
+    if not keys_may_repeat(text, doc):
+        return
+    try:
+        json.loads(text, object_pairs_hook=_unique_pairs)
+        return
+    except _RepeatedKey:
+        pass
+    except (ValueError, RecursionError):
+        pass  # too deep for `json`: the tokenizer below decides
+    found = _repeated_key(text)
+    if found is not None:
+        key, at = found
+        line = text.count("\n", 0, at) + 1
+        column = at - text.rfind("\n", 0, at)
+        raise LockfileError(
+            f"{what}: key {key!r} is written twice in one object (the last one would hide the "
+            "first; no package manager writes that)",
+            line,
+            column,
+        )
+
+
+def _repeated_key(text: str) -> tuple[str, int] | None:
+    """The first key written twice in one object, and its offset (the second time)."""
+    stack: list[set[str] | None] = []  # the keys of each open object; None for an array
+    expect_key = False
+    for m in _KEY_TOKEN.finditer(text):
+        token = m.group(0)
+        c = token[0]
+        if c == '"':
+            keys = stack[-1] if stack else None
+            if expect_key and keys is not None:
+                key = json.loads(token) if "\\" in token else token[1:-1]
+                if key in keys:
+                    return key, m.start()
+                keys.add(key)
+            expect_key = False
+        elif c == "{":
+            stack.append(set())
+            expect_key = True
+        elif c == "[":
+            stack.append(None)
+            expect_key = False
+        elif c in "}]":
+            if stack:
+                stack.pop()
+            expect_key = False
+        elif c == ",":
+            expect_key = bool(stack) and stack[-1] is not None
+        else:
+            expect_key = False
+    return None
+
+
+# What YAML forbids in a stream (PyYAML's and libyaml's reader): C0 controls but tab and line
+# ends, DEL, C1 controls but NEL, surrogates, U+FFFE and U+FFFF.
+_YAML_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
 def load_yaml(text: str, what: str, line_offset: int = 0) -> object:
     """One YAML document with every scalar kept as a string, as `yaml.BaseLoader` builds it.
 
@@ -422,8 +600,21 @@ def load_yaml(text: str, what: str, line_offset: int = 0) -> object:
     libyaml's events. Anchors and aliases are refused as soon as the parser meets one, before
     anything is built: lockfiles never use them, and nested aliases are how a kilobyte of YAML
     expands into gigabytes ("billion laughs"). `line_offset` is added to the lines of errors (the
-    document's place in a multi-document file).
+    document's place in a multi-document file). Control characters YAML forbids are refused
+    (as PyYAML refuses them), and so is a mapping key written twice (every YAML reader keeps the
+    last one, so an entry written first would disappear; no lockfile writer does that).
     """
+    bad = _YAML_NON_PRINTABLE.search(text)
+    if bad:
+        at = bad.start()
+        line = text.count("\n", 0, at) + 1 + line_offset
+        column = at - text.rfind("\n", 0, at)
+        raise LockfileError(
+            f"{what}:{line}:{column}: control character U+{ord(bad.group(0)):04X} is not "
+            "allowed in YAML",
+            line,
+            column,
+        )
     fast = fast_block_yaml(text)
     if fast is not None:
         return fast
@@ -506,12 +697,20 @@ def compose_yaml(text: str, what: str, line_offset: int = 0) -> object:
             if isinstance(frame[0], list):
                 frame[0].append(value)
             elif frame[1] is _MISSING:
+                mark = event.start_mark
                 if not isinstance(value, str):
-                    mark = event.start_mark
                     raise LockfileError(
                         f"{what}: a mapping or sequence used as a key",
                         mark.line + 1 + line_offset,
                         mark.column + 1,
+                    )
+                if value in frame[0]:
+                    line, column = mark.line + 1 + line_offset, mark.column + 1
+                    raise LockfileError(
+                        f"{what}:{line}:{column}: key {value!r} is written twice in one mapping "
+                        "(the last one would hide the first; no lockfile writer does that)",
+                        line,
+                        column,
                     )
                 frame[1] = value
             else:
@@ -572,7 +771,7 @@ def yaml_documents(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _yaml_key(body: str) -> str | None:
+def yaml_key(body: str) -> str | None:
     """The key written at the start of a YAML block-mapping line (indentation removed)."""
     if body.startswith("? "):
         body = body[2:].strip()
@@ -633,7 +832,7 @@ def yaml_key_lines(
         indent = len(raw) - len(body)
         body = body.rstrip("\r")
         if indent == 0:
-            key = _yaml_key(body)
+            key = yaml_key(body)
             if key is None:
                 current = None
                 continue
@@ -647,7 +846,7 @@ def yaml_key_lines(
         if child_indent < 0:
             child_indent = indent
         if indent == child_indent:
-            key = _yaml_key(body)
+            key = yaml_key(body)
             if key is not None:
                 current.setdefault(key, lineno)
     return out
@@ -756,7 +955,10 @@ def _flow_mapping(raw: str) -> dict:
         sep = item.find(": ")
         if sep < 0:
             raise _NotSimple
-        out[_scalar(item[:sep])] = _scalar(item[sep + 2 :])
+        key = _scalar(item[:sep])
+        if key in out:
+            raise _NotSimple  # a repeated key: PyYAML's composer says where
+        out[key] = _scalar(item[sep + 2 :])
     return out
 
 
@@ -769,6 +971,8 @@ def fast_block_yaml(text: str) -> object | None:
 
 
 def _fast_block_yaml(text: str) -> object:
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        raise _NotSimple  # line breaks to PyYAML (YAML 1.1), not to a split on "\n"
     root: dict = {}
     # stack of (indent of the container's entries, container)
     stack: list[tuple[int, dict | list]] = [(0, root)]
@@ -807,6 +1011,8 @@ def _fast_block_yaml(text: str) -> object:
         if not isinstance(container, dict):
             raise _NotSimple
         key, rest = _split_key(body)
+        if key in container:
+            raise _NotSimple  # a repeated key: PyYAML's composer says where
         if not rest:
             pending = (indent, container, key)
             container[key] = ""

@@ -8,17 +8,22 @@ that edges follow Node's module resolution: a package at location L that needs D
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
 import re
 
 from steps.npm.lockfiles.graph import (
     DEP_GROUPS,
+    JSON_STRING,
     OBJECT_OPENER,
     RUNTIME_GROUPS,
     LineCounter,
     LockfileError,
     LockGraph,
     LockNode,
+    check_tarball,
+    check_unique_keys,
     clean_semver,
     find_json_key,
     load_json,
@@ -153,14 +158,20 @@ def _is_workspace(path: str, patterns: list[str]) -> bool:
 def parse(
     text: str, *, label: str, project: str, manifest: dict | None, hidden: bool = False
 ) -> LockGraph:
-    """Parse the text of an npm lockfile. `label` names the file kind in `LockGraph.format`."""
+    """Parse the text of an npm lockfile. `label` names the file kind in `LockGraph.format`.
+
+    `packages` (v2, v3) and the `dependencies` tree (v1, repeated by v2 for npm 6) are both read
+    when present: npm 7+ installs from the first, npm 6 from the second (see `_merge_tree`).
+    """
     doc = load_json(text, label)
     if not isinstance(doc, dict):
         raise LockfileError(
             f"{label}: expected a JSON object at the top level, got {type(doc).__name__}", 1
         )
+    check_unique_keys(text, doc, label)
     version = doc.get("lockfileVersion")
     packages = doc.get("packages")
+    deps = doc.get("dependencies")
     if version is None:
         version = 3 if packages is not None else 1
     if type(version) is not int or version not in (1, 2, 3):
@@ -168,26 +179,143 @@ def parse(
             f"{label}: unsupported lockfileVersion {version!r} (1, 2 and 3 are known)",
             _key_line(text, "lockfileVersion"),
         )
+    unread = unread_sections(doc)
+    if unread:
+        raise LockfileError(f"{label}: {unread}", _key_line(text, next(iter(_extra_keys(doc)))))
     graph = LockGraph(format=f"{label} v{version}")
     name = project_name(doc.get("name"), (manifest or {}).get("name"), project)
-    if version >= 2 and packages is not None:
-        if not isinstance(packages, dict):
+    for field, value in (("packages", packages), ("dependencies", deps)):
+        if value is not None and not isinstance(value, dict):
             raise LockfileError(
-                f"{label}: 'packages' is a {type(packages).__name__}, not an object",
-                _key_line(text, "packages"),
+                f"{label}: {field!r} is a {type(value).__name__}, not an object",
+                _key_line(text, field),
             )
-        _parse_packages(text, packages, graph, name, manifest, hidden)
+    if packages is None:
+        _parse_v1(text, deps or {}, graph, name, manifest, 0)
         return graph
-    deps = doc.get("dependencies")
-    if deps is None:
-        deps = {}
-    if not isinstance(deps, dict):
-        raise LockfileError(
-            f"{label}: 'dependencies' is a {type(deps).__name__}, not an object",
-            _key_line(text, "dependencies"),
-        )
-    _parse_v1(text, deps, graph, name, manifest)
+    _parse_packages(text, packages, graph, name, manifest, hidden)
+    if deps:
+        tree = LockGraph(format=graph.format)
+        _parse_v1(text, deps, tree, name, manifest, _top_level_key(text, "dependencies"))
+        _merge_tree(graph, tree, packages)
     return graph
+
+
+_STANDARD_KEYS = frozenset({"name", "version", "lockfileVersion", "requires"})
+
+
+def _extra_keys(doc: dict) -> list[str]:
+    return [key for key in doc if key not in _STANDARD_KEYS]
+
+
+def unread_sections(doc: dict) -> str | None:
+    """Why a lockfile with neither `packages` nor `dependencies` cannot be taken as empty, or None.
+
+    npm writes `packages` in every v2 and v3 lockfile (`"": {...}` at least) and leaves only
+    `dependencies` out of a v1 lockfile with nothing to install; a file that holds anything else
+    in their place (a renamed or garbled key) records resolutions npm would not read.
+    """
+    if doc.get("packages") is not None or doc.get("dependencies") is not None:
+        return None
+    extra = _extra_keys(doc)
+    if not extra:
+        return None
+    shown = ", ".join(repr(k) for k in extra[:3]) + (" ..." if len(extra) > 3 else "")
+    return (
+        f"no 'packages' or 'dependencies' section but other content ({shown}): "
+        "cannot tell what it resolves"
+    )
+
+
+def _top_level_key(text: str, key: str) -> int:
+    """Where the value of the top-level `"key":` starts (the offset just past its `{`), or 0."""
+    m = re.search(rf'\n(?: {{2}}|\t)"{re.escape(key)}"\s*:\s*\{{', text)
+    if m:  # npm's own indentation: top-level keys and nothing else at two spaces
+        return m.end()
+    depth = 0
+    for m in _STRUCTURE.finditer(text):
+        token = m.group(0)
+        if token in ("{", "["):
+            depth += 1
+        elif token in ("}", "]"):
+            depth -= 1
+        elif m.group(1):  # a key whose value is an object
+            if depth == 1 and _json_key(token[: m.start(1) - m.start()]) == key:
+                return m.end()
+            depth += 1
+    return 0
+
+
+_STRUCTURE = re.compile(JSON_STRING + r"(\s*:\s*\{)?|[{}\[\]]")
+
+
+def _json_key(token: str) -> str:
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
+
+
+def _through_links(key: str, links: dict[str, str]) -> str:
+    """The `packages` key of a `dependencies`-tree install path: the tree nests a workspace's
+    own installs under its link (`node_modules/web/node_modules/x`), `packages` under the
+    linked folder (`packages/web/node_modules/x`)."""
+    at = key.find("/" + _NM)
+    while at >= 0:
+        target = links.get(key[:at])
+        if target is not None:
+            return target + key[at:]
+        at = key.find("/" + _NM, at + 1)
+    return key
+
+
+def _merge_tree(graph: LockGraph, tree: LockGraph, packages: dict) -> None:
+    """Add what the `dependencies` tree (what npm 6 installs) resolves to the graph of `packages`
+    (what npm 7+ installs): an install path only the tree has becomes a node of its own, with
+    its edges; a path where the two name different versions is a LockfileError."""
+    links = {
+        key: str(entry.get("resolved") or "").removeprefix("file:")
+        for key, entry in packages.items()
+        if entry.get("link") is True
+    }
+    keys = {key: _through_links(key, links) for key in tree.nodes} if links else {}
+    added: dict[str, str] = {}  # tree key -> graph key
+    for tree_key, node in tree.nodes.items():
+        if not node.version:
+            continue  # links, git and file entries: no registry version to compare
+        key = keys.get(tree_key, tree_key)
+        other = graph.nodes.get(key)
+        if other is None and key not in packages:
+            added[tree_key] = key
+            continue
+        if other is not None and (other.name, other.version) == (node.name, node.version):
+            continue
+        has = f"{other.name}@{other.version or '?'}" if other else "a link or folder"
+        raise LockfileError(
+            f"'packages' and 'dependencies' disagree at {key}: 'packages' (what npm 7+ "
+            f"installs) has {has}, 'dependencies' (what npm 6 installs) {node.name}@"
+            f"{node.version}",
+            node.line,
+        )
+    if not added:
+        return
+    for tree_key, key in added.items():
+        graph.add_node(dataclasses.replace(tree.nodes[tree_key], key=key))
+    for parent, children in tree.edges.items():
+        new = [added[child] for child in children if child in added]
+        if parent in added:
+            found = [keys.get(child, child) for child in children]
+            graph.edges[added[parent]] = [child for child in found if child in graph.nodes]
+        elif new and (parent := keys.get(parent, parent)) in graph.nodes:
+            graph.edges[parent] = list(dict.fromkeys(graph.edges[parent] + new))
+    first = next(iter(graph.roots))
+    for direct in tree.roots.values():
+        new = [added[child] for child in direct if child in added]
+        if new:
+            graph.roots[first] = list(dict.fromkeys(graph.roots[first] + new))
 
 
 def _key_line(text: str, key: str) -> int | None:
@@ -263,10 +391,14 @@ def _parse_packages(
         entry = packages[key]
         installed = splits[key][1]
         real = entry.get("name") or installed
+        resolved = entry.get("resolved")
+        version = _version(entry.get("version"), resolved)
+        if resolved:
+            version = check_tarball(real, version, resolved, f"entry {key!r}", lines[key])
         nodes[key] = LockNode(
             key=key,
             name=real,
-            version=_version(entry.get("version"), entry.get("resolved")),
+            version=version,
             line=lines[key],
             alias=installed if real != installed else None,
         )
@@ -340,9 +472,13 @@ def _parse_packages(
         )
 
 
-def _parse_v1(text: str, deps: dict, graph: LockGraph, name: str, manifest: dict | None) -> None:
+def _parse_v1(
+    text: str, deps: dict, graph: LockGraph, name: str, manifest: dict | None, start: int
+) -> None:
+    """The nested `dependencies` tree, whose top-level object starts at offset `start` (0: the
+    first `"dependencies": {` of the text, which it is in a v1 lockfile)."""
     counter = LineCounter(text)
-    _, pos = find_json_key(text, "dependencies", 0, OBJECT_OPENER)
+    _, pos = (0, start) if start else find_json_key(text, "dependencies", 0, OBJECT_OPENER)
     resolver = _Resolver()
     requires: dict[str, list[str]] = {}
     # Pre-order walk in document order with an explicit stack: (parent location, name, entry).
@@ -367,15 +503,11 @@ def _parse_v1(text: str, deps: dict, graph: LockGraph, name: str, manifest: dict
             else:
                 real, raw = spec, ""
             alias = installed if real != installed else None
-        graph.add_node(
-            LockNode(
-                key=key,
-                name=real,
-                version=_version(raw, entry.get("resolved")),
-                line=line,
-                alias=alias,
-            )
-        )
+        resolved = entry.get("resolved")
+        version = _version(raw, resolved)
+        if resolved:
+            version = check_tarball(real, version, resolved, f"entry {key!r}", line)
+        graph.add_node(LockNode(key=key, name=real, version=version, line=line, alias=alias))
         resolver.add(key)
         children = entry.get("dependencies")
         if "requires" in entry:

@@ -19,11 +19,14 @@ from steps.npm.lockfiles.graph import (
     LockfileError,
     LockGraph,
     LockNode,
+    check_tarball,
     clean_semver,
     load_yaml,
     project_name,
     split_spec,
+    universal_newlines,
     yaml_documents,
+    yaml_key,
     yaml_key_lines,
 )
 
@@ -58,6 +61,32 @@ def _parse_key(key: str) -> tuple[str, str] | None:
     return None
 
 
+def _ref_resolution(dep: str, ref: str) -> tuple[str, str] | None:
+    """(name, version) a dependency reference resolves to, when it is a registry version:
+    `1.0.0`, `1.0.0_peer@2.0.0`, `1.0.0(peer@2.0.0)`, an alias `/name/1.0.0`, `/name@1.0.0` or
+    `name@1.0.0`. None for links, files, git and tarball references."""
+    base = ref.split("(", 1)[0]
+    version = clean_semver(base.split("_", 1)[0])
+    if version:
+        return dep, version
+    if ":" in base:
+        return None
+    parsed = _parse_key(base)
+    return parsed if parsed is not None and parsed[1] else None
+
+
+def _line_of(text: str, key: str, start: int | None, offset: int) -> int | None:
+    """The line of the first key `key` below line `start` (file lines), else `start`."""
+    if start is None:
+        return None
+    lines = text.split("\n")
+    for index in range(start - offset, len(lines)):
+        body = lines[index].strip()
+        if yaml_key(body) == key:
+            return index + 1 + offset
+    return start
+
+
 def _mapping(doc: dict, field: str, where: str, line: int | None = None) -> dict:
     value = doc.get(field)
     if value is None or value == "":
@@ -72,7 +101,7 @@ def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
     dependencies (`packageManagerDependencies`, `configDependencies`) before the project's."""
     name = project_name((manifest or {}).get("name"), project)
     documents: list[tuple[int, str, dict]] = []
-    for offset, segment in yaml_documents(text):
+    for offset, segment in yaml_documents(universal_newlines(text)):
         doc = load_yaml(segment, "pnpm-lock.yaml", offset)
         if doc is None or doc == "":
             continue
@@ -139,6 +168,10 @@ def _read_document(
                 f"line {line}: package key {key!r} names no package and was skipped"
             )
             return
+        resolution = pkg.get("resolution")  # type: ignore[union-attr]
+        if isinstance(resolution, dict) and resolution.get("tarball"):
+            where = f"pnpm-lock.yaml: package {key!r}"
+            version = check_tarball(pkg_name, version, resolution["tarball"], where, line)
         nodes[key] = LockNode(key=prefix + key, name=pkg_name, version=version, line=line)
         pairs: list[tuple[str, str]] = []
         for group in _NODE_GROUPS:
@@ -182,8 +215,27 @@ def _read_document(
                 return candidate
         return None
 
+    def missing(dep: str, ref: str, where: str, line: int | None) -> LockfileError | None:
+        """The error for a registry version with no package entry (a truncated file)."""
+        found = _ref_resolution(dep, ref)
+        if found is None:
+            return None
+        return LockfileError(
+            f"pnpm-lock.yaml: {where} resolves {found[0]}@{found[1]} but the lockfile has no "
+            "entry for it",
+            line,
+        )
+
     for key, pairs in deps_of.items():
-        out = [found for d, r in pairs if (found := resolve(d, r)) is not None and found != key]
+        out = []
+        for d, r in pairs:
+            found = resolve(d, r)
+            if found is None:
+                error = missing(d, r, f"package {key!r}", nodes[key].line)
+                if error:
+                    raise error
+            elif found != key:
+                out.append(found)
         graph.edges[prefix + key] = [prefix + k for k in dict.fromkeys(out)]
 
     importers = _mapping(doc, "importers", "", lines[""].get("importers"))
@@ -199,8 +251,18 @@ def _read_document(
         for group in _IMPORTER_GROUPS:
             for dep, spec in _mapping(importer, group, f"importer {path!r}: ").items():
                 ref = spec.get("version") if isinstance(spec, dict) else spec
-                if isinstance(ref, str) and (found := resolve(str(dep), ref)) is not None:
+                if not isinstance(ref, str):
+                    continue
+                found = resolve(str(dep), ref)
+                if found is not None:
                     direct.append(prefix + found)
+                    continue
+                start = lines["importers"].get(path) or lines[""].get(group)
+                error = missing(
+                    str(dep), ref, f"importer {path!r}", _line_of(text, str(dep), start, offset)
+                )
+                if error:
+                    raise error
 
     for key, node in nodes.items():
         alias = aliases.get(key)

@@ -16,11 +16,13 @@ from steps.npm.lockfiles.graph import (
     LockfileError,
     LockGraph,
     LockNode,
+    check_tarball,
     clean_semver,
     load_yaml,
     manifest_deps,
     project_name,
     split_spec,
+    universal_newlines,
     yaml_key_lines,
 )
 
@@ -40,9 +42,14 @@ _NON_REGISTRY_RANGE = (
     "http",
 )
 _PATCH_VERSION = re.compile(r"npm%3A([^#&:%]+)|::version=([^&]+)")
+_QUOTED_ONLY = re.compile(_QUOTED + r"\Z")
+# C0 controls but tab and line ends, and DEL: yarn's tokenizer has no token for them
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def parse(text: str, *, project: str, manifest: dict | None) -> LockGraph:
+    # yarn ends a line at \r, \r\n or \n alike (a classic-Mac file is not one long comment)
+    text = universal_newlines(text)
     if text.lstrip().startswith("{"):
         # yarn 6 (zpm) writes yarn.lock as JSON: not read yet, and never taken as clean
         raise LockfileError(
@@ -89,20 +96,48 @@ class _Entry:
         self.blocks: dict[str, list[tuple[str, str]]] = {}
 
 
-def _key_value(body: str) -> tuple[str, str]:
+def _checked(token: str, line: str, lineno: int) -> str:
+    """A token's text, unquoted; a quote that is never closed is an error (yarn refuses it)."""
+    if token[:1] != '"':
+        return token
+    if len(token) >= 2 and token[-1] == '"' and "\\" not in token:
+        return token[1:-1]  # the common case: nothing to decode
+    if not _QUOTED_ONLY.match(token):
+        column = line.find(token) + 1
+        raise LockfileError(
+            f"yarn.lock line {lineno}: a quoted string is not closed", lineno, column or None
+        )
+    return _unquote(token)
+
+
+def _key_value(body: str, line: str, lineno: int) -> tuple[str, str]:
     tokens = _TOKEN.findall(body)
-    key = _unquote(tokens[0]) if tokens else ""
-    value = _unquote(tokens[1]) if len(tokens) > 1 else ""
+    key = _checked(tokens[0], line, lineno) if tokens else ""
+    value = _checked(tokens[1], line, lineno) if len(tokens) > 1 else ""
     return key, value
 
 
+def _refuse_controls(text: str) -> None:
+    control = _CONTROL.search(text)
+    if control:
+        lineno = text.count("\n", 0, control.start()) + 1
+        column = control.start() - text.rfind("\n", 0, control.start())
+        raise LockfileError(
+            f"yarn.lock:{lineno}:{column}: control character U+{ord(control.group(0)):04X} "
+            "(yarn never writes one)",
+            lineno,
+            column,
+        )
+
+
 def _read_v1(text: str) -> list[_Entry]:
+    _refuse_controls(text)
     entries: list[_Entry] = []
     current: _Entry | None = None
     block: list[tuple[str, str]] | None = None
+    block_keys: set[str] = set()
     field_indent = -1
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(text.split("\n"), 1):
         body = line.lstrip(" \t")
         if not body or body.startswith("#"):
             continue
@@ -113,7 +148,7 @@ def _read_v1(text: str) -> list[_Entry]:
                 raise LockfileError(
                     f"yarn.lock line {lineno}: expected an entry header ending in ':'", lineno
                 )
-            specs = [_unquote(s.strip()) for s in _HEADER_SPEC.findall(body[:-1])]
+            specs = [_checked(s.strip(), line, lineno) for s in _HEADER_SPEC.findall(body[:-1])]
             specs = [s for s in specs if s]
             if not specs:
                 raise LockfileError(f"yarn.lock line {lineno}: empty entry header", lineno)
@@ -128,20 +163,39 @@ def _read_v1(text: str) -> list[_Entry]:
         if field_indent < 0:
             field_indent = indent
         if indent <= field_indent:
+            value = ""
             if body.endswith(":") and len(_TOKEN.findall(body[:-1])) == 1:
-                block = current.blocks.setdefault(_unquote(body[:-1].strip()), [])
+                key = _checked(body[:-1].strip(), line, lineno)
+                block, block_keys = [], set()
             else:
                 block = None
-                key, value = _key_value(body)
+                key, value = _key_value(body, line, lineno)
+            if key in current.fields or key in current.blocks:
+                raise LockfileError(
+                    f"yarn.lock line {lineno}: {key!r} is written twice in the entry of line "
+                    f"{current.line} (the last one would hide the first)",
+                    lineno,
+                )
+            if block is None:
                 current.fields[key] = value
+            else:
+                current.blocks[key] = block
         elif block is not None:
-            block.append(_key_value(body))
+            pair = _key_value(body, line, lineno)
+            if pair[0] in block_keys:
+                raise LockfileError(
+                    f"yarn.lock line {lineno}: {pair[0]!r} is written twice in one block", lineno
+                )
+            block_keys.add(pair[0])
+            block.append(pair)
         else:
             raise LockfileError(f"yarn.lock line {lineno}: unexpected indentation", lineno)
     return entries
 
 
-def _v1_version(entry: _Entry, ranges: list[str]) -> str:
+def _v1_version(entry: _Entry, ranges: list[str], name: str) -> str:
+    """The version an entry installs: its `version`, checked against the registry tarball its
+    `resolved` URL downloads (what yarn fetches); "" for git, file and link entries."""
     version = entry.fields.get("version", "")
     resolved = entry.fields.get("resolved")
     if resolved:
@@ -151,7 +205,8 @@ def _v1_version(entry: _Entry, ranges: list[str]) -> str:
             and (base.endswith(".tgz") or "/-/" in base)
             and "codeload.github.com" not in base
         )
-        return clean_semver(version) if registry_like else ""
+        found = clean_semver(version) if registry_like else ""
+        return check_tarball(name, found, resolved, f"yarn.lock line {entry.line}", entry.line)
     for rng in ranges:
         if rng.startswith(_NON_REGISTRY_RANGE) or ("/" in rng and not rng.startswith("npm:")):
             return ""
@@ -165,9 +220,13 @@ def _parse_v1(text: str, project: str, manifest: dict | None) -> LockGraph:
     by_name: dict[str, list[str]] = {}
     for entry in entries:
         key = entry.specs[0]
-        if key in graph.nodes:
-            graph.warnings.append(f"line {entry.line}: duplicate entry {key!r} ignored")
-            continue
+        for spec in entry.specs:
+            if spec in index:
+                raise LockfileError(
+                    f"yarn.lock line {entry.line}: {spec!r} already has the entry of line "
+                    f"{graph.nodes[index[spec]].line} (yarn writes each spec once)",
+                    entry.line,
+                )
         spec_name, rng = split_spec(key)
         real, alias = _real_name(spec_name, rng)
         ranges = [split_spec(s)[1] or "" for s in entry.specs]
@@ -175,13 +234,13 @@ def _parse_v1(text: str, project: str, manifest: dict | None) -> LockGraph:
             LockNode(
                 key=key,
                 name=real,
-                version=_v1_version(entry, ranges),
+                version=_v1_version(entry, ranges, real),
                 line=entry.line,
                 alias=alias,
             )
         )
         for spec in entry.specs:
-            index.setdefault(spec, key)
+            index[spec] = key
             by_name.setdefault(split_spec(spec)[0], []).append(key)
         deps = entry.blocks.get("dependencies", []) + entry.blocks.get("optionalDependencies", [])
         graph.edges[key] = [f"{n}@{r}" for n, r in deps]  # specs: resolved once all are indexed
@@ -210,13 +269,16 @@ def _parse_v1(text: str, project: str, manifest: dict | None) -> LockGraph:
     return graph
 
 
-def _berry_version(ref: str) -> str:
+def _berry_version(name: str, ref: str, line: int | None) -> str:
+    """The version a berry resolution (`npm:1.0.0`, a patch of one, a tarball URL) installs."""
     if ref.startswith("npm:"):
         return clean_semver(ref[4:])
     if ref.startswith("patch:"):
         m = _PATCH_VERSION.search(ref)
         if m:
             return clean_semver(m.group(1) or m.group(2))
+    if ref.startswith(("http:", "https:")):  # a registry tarball still names what it installs
+        return check_tarball(name, "", ref, f"yarn.lock resolution {name}@{ref}", line)
     return ""
 
 
@@ -253,12 +315,18 @@ def _parse_berry(text: str, project: str, manifest: dict | None) -> LockGraph:
                 raise LockfileError(
                     f"yarn.lock entry {raw_key!r}: {field!r} is not a mapping", line
                 )
+        for spec in specs:
+            if spec in index:
+                raise LockfileError(
+                    f"yarn.lock: {spec!r} is in two entries (yarn writes each descriptor once)",
+                    line,
+                )
         res_name, ref = split_spec(resolution)
         ref = ref or ""
         if ref.startswith("workspace:"):
             projects.append((res_name, entry))
             for spec in specs:
-                index.setdefault(spec, "\0workspace")
+                index[spec] = "\0workspace"
                 workspace_keys.add(spec)
             continue
         key = specs[0]
@@ -267,13 +335,13 @@ def _parse_berry(text: str, project: str, manifest: dict | None) -> LockGraph:
             LockNode(
                 key=key,
                 name=res_name,
-                version=_berry_version(ref),
+                version=_berry_version(res_name, ref, line),
                 line=line,
                 alias=spec_name if spec_name != res_name else None,
             )
         )
         for spec in specs:
-            index.setdefault(spec, key)
+            index[spec] = key
 
     def resolve(entry: dict) -> list[str]:
         out = []
