@@ -23,7 +23,7 @@ from runbook.exitcodes import USAGE as EXIT_USAGE
 from runbook.journal import Journal, JournalError
 from runbook.models import StepSpec
 from runbook.operator import ConsoleOperator, HeadlessOperator, Operator
-from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+from runbook.playbook import load_for_command
 from runbook.redact import Redactor
 from runbook.runargs import parse_skips, run_options
 from runbook.runner import Runner, operator_name
@@ -51,19 +51,13 @@ def _operator(args: argparse.Namespace) -> Operator:
 
 def run_headless(args: argparse.Namespace) -> int:
     env = dict(os.environ)
+    loaded = load_for_command(
+        args.playbook, display=args.playbook if Path(args.playbook).exists() else None
+    )
+    if loaded is None:
+        return EXIT_USAGE
     try:
-        path = resolve_playbook(args.playbook)
-        loaded = load_playbook(
-            path, display=args.playbook if Path(args.playbook).exists() else str(path)
-        )
         skips = parse_skips(args.skip)
-    except FileNotFoundError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except PlaybookInvalid as exc:
-        for problem in exc.problems:
-            print(printable(problem), file=sys.stderr)
-        return EXIT_USAGE
     except ValueError as exc:
         _err(str(exc))
         return EXIT_USAGE

@@ -313,3 +313,24 @@ def load_playbook(
         raise PlaybookInvalid([exc.problem]) from None
     loaded = validate_document(doc, registry or default_registry(), hashlib.sha256(raw).hexdigest())
     return LoadedPlaybook(loaded.playbook, path, loaded.sha256, loaded.params)
+
+
+def load_for_command(
+    ref: str, display: str | None = None, prog: str = "runbook"
+) -> LoadedPlaybook | None:
+    """The playbook a command names (a path or a bundled id), or None after printing why not to
+    stderr (the caller exits with the usage code): a missing file as `prog: reason`, an invalid
+    playbook as one line per problem."""
+    import sys
+
+    from runbook.termsafe import printable
+
+    try:
+        path = resolve_playbook(ref)
+        return load_playbook(path, display=display)
+    except FileNotFoundError as exc:
+        print(f"{prog}: {printable(str(exc))}", file=sys.stderr)
+    except PlaybookInvalid as exc:
+        for problem in exc.problems:
+            print(printable(problem), file=sys.stderr)
+    return None

@@ -28,7 +28,7 @@ from steps.npm.lockfiles.evidence import find_evidence
 from steps.npm.lockfiles.graph import utf8_bytes
 from steps.scan.history import scan_repo
 from steps.scan.host import _tarball_of
-from steps.scan.lockfiles import dependency_paths, scan_lockfile
+from steps.scan.lockfiles import scan_lockfile
 from tests.bigset_registry import big_set_playbook, publish_fakes
 from tests.conftest import ROOT
 from tests.npmreg import berry_rc, require_tools, run_tool, start_registry, tool_env, tool_paths
@@ -386,8 +386,8 @@ def test_the_benchmark_checks_every_playbook(tmp_path: Path) -> None:
 
 
 # -- thousands of findings: the dependency paths, the journal and the report ----------------------
-def test_dependency_paths_agree_with_via() -> None:
-    """The one-search `dependency_paths` gives every entry of every corpus lockfile the chain
+def test_graph_paths_agree_with_via() -> None:
+    """The one-search `LockGraph.paths` gives every entry of every corpus lockfile the chain
     `LockGraph.via` gives it."""
     compared = 0
     for path, read_as in _corpus_lockfiles():
@@ -395,7 +395,7 @@ def test_dependency_paths_agree_with_via() -> None:
             graph = parse_lockfile(Path(read_as), path.read_bytes())
         except LockfileError:
             continue
-        paths = dependency_paths(graph)
+        paths = graph.paths()
         for key in graph.nodes:
             assert paths(key) == graph.via(key), (path, key)
             compared += 1

@@ -182,10 +182,14 @@ def run_screen(app: RunbookApp) -> RunScreen:
 
 
 async def ready(pilot: Pilot[Any]) -> RunScreen:
-    """Wait until the run is open (playbook validated, journal open)."""
+    """Wait until the run is open (playbook validated, journal open) and its footer shows keys.
+
+    The footer composes its keys on its own schedule; under load a snapshot taken right after
+    the session opened could miss them."""
     app = pilot.app
     assert isinstance(app, RunbookApp)
     await wait_until(pilot, lambda: app.run_screen and app.run_screen.session is not None)
+    await wait_until(pilot, lambda: app.run_screen.query("FooterKey"))
     return run_screen(app)
 
 

@@ -54,6 +54,24 @@ def _para(value: Any) -> str:
     return clean(value, keep_newlines=True).strip()
 
 
+DECISION_COLUMNS = ["When", "Decision", "Options", "Owner", "Chosen", "Rationale", "By"]
+
+
+def _decision_rows(aar: Aar) -> list[list[Any]]:
+    return [
+        [
+            _when(d.get("_at")),
+            d.get("title", ""),
+            ", ".join(str(o) for o in d.get("options") or []),
+            d.get("owner", ""),
+            d.get("decision", ""),
+            d.get("rationale", ""),
+            f"{d.get('by', '')} ({d.get('role', '')})",
+        ]
+        for d in aar.decisions
+    ]
+
+
 def to_markdown(aar: Aar) -> str:
     s = aar.scenario
     got, total = aar.score
@@ -151,21 +169,7 @@ def to_markdown(aar: Aar) -> str:
 
     out += ["## 4. Decision log", ""]
     if aar.decisions:
-        out += _table(
-            ["When", "Decision", "Options", "Owner", "Chosen", "Rationale", "By"],
-            [
-                [
-                    _when(d.get("_at")),
-                    d.get("title", ""),
-                    ", ".join(str(o) for o in d.get("options") or []),
-                    d.get("owner", ""),
-                    d.get("decision", ""),
-                    d.get("rationale", ""),
-                    f"{d.get('by', '')} ({d.get('role', '')})",
-                ]
-                for d in aar.decisions
-            ],
-        )
+        out += _table(DECISION_COLUMNS, _decision_rows(aar))
     else:
         out.append("No decisions were recorded.")
     out.append("")
@@ -389,23 +393,7 @@ def to_html(aar: Aar) -> str:
         parts.append("</div>")
     parts.append("<h2>4. Decision log</h2>")
     if aar.decisions:
-        parts.append(
-            _html_table(
-                ["When", "Decision", "Options", "Owner", "Chosen", "Rationale", "By"],
-                [
-                    [
-                        _when(d.get("_at")),
-                        d.get("title", ""),
-                        ", ".join(str(o) for o in d.get("options") or []),
-                        d.get("owner", ""),
-                        d.get("decision", ""),
-                        d.get("rationale", ""),
-                        f"{d.get('by', '')} ({d.get('role', '')})",
-                    ]
-                    for d in aar.decisions
-                ],
-            )
-        )
+        parts.append(_html_table(DECISION_COLUMNS, _decision_rows(aar)))
     else:
         parts.append("<p>No decisions were recorded.</p>")
     parts.append("<h2>5. Observations</h2>")

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from runbook.bundled import bundled_files, resolve_ref
 from runbook.exercise.model import PHASES, Cond, Scenario
 from runbook.exercise.worlds import WorldUnavailable, world_plugin
 from runbook.playbook import (
@@ -57,33 +58,14 @@ class LoadedScenario:
     playbook_ref: str
 
 
-def bundled_scenario_dir() -> Path:
-    """Inside the wheel, or at the top of a source checkout."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "_bundled" / "scenarios", here.parent / "scenarios"):
-        if candidate.is_dir():
-            return candidate
-    return here / "_bundled" / "scenarios"
-
-
 def bundled_scenarios() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(bundled_scenario_dir().glob("*.yaml"))}
+    """Bundled scenarios by id (the file stem)."""
+    return bundled_files("scenarios")
 
 
 def resolve_scenario(ref: str) -> Path:
     """A scenario reference is a path to a file or the id of a bundled scenario."""
-    path = Path(ref)
-    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in ref:
-        return path
-    bundled = bundled_scenarios()
-    if ref in bundled:
-        return bundled[ref]
-    close = difflib.get_close_matches(ref, list(bundled), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise FileNotFoundError(
-        f"no scenario file or bundled scenario named '{ref}'{hint}; "
-        f"bundled: {', '.join(bundled) or 'none'}"
-    )
+    return resolve_ref(ref, "scenarios")
 
 
 def looks_like_scenario(data: Any) -> bool:

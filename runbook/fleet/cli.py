@@ -342,39 +342,28 @@ def _playbook_file(ref: str, path: Path) -> bytes | None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.playbook import load_for_command
 
-    try:
-        path = resolve_playbook(args.playbook)
-        loaded = load_playbook(path)
-    except FileNotFoundError as exc:
-        _err(str(exc))
+    loaded = load_for_command(args.playbook, prog="runbook fleet")
+    if loaded is None:
         return USAGE
-    except PlaybookInvalid as exc:
-        for problem in exc.problems:
-            print(printable(problem), file=sys.stderr)
-        return USAGE
+    path = loaded.path
     common = {"playbook": args.playbook, "playbook_id": loaded.playbook.id}
     meta = {"id": loaded.playbook.id, "title": loaded.playbook.title, "steps": []}
     return _drive(args, "scan", "scan", common, meta, "scan", _playbook_file(args.playbook, path))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.playbook import load_for_command
     from runbook.runargs import parse_skips
     from runbook.runner import operator_name
 
+    loaded = load_for_command(args.playbook, prog="runbook fleet")
+    if loaded is None:
+        return USAGE
+    path = loaded.path
     try:
-        path = resolve_playbook(args.playbook)
-        loaded = load_playbook(path)
         skips = parse_skips(args.skip)
-    except FileNotFoundError as exc:
-        _err(str(exc))
-        return USAGE
-    except PlaybookInvalid as exc:
-        for problem in exc.problems:
-            print(printable(problem), file=sys.stderr)
-        return USAGE
     except ValueError as exc:
         _err(str(exc))
         return USAGE

@@ -181,18 +181,11 @@ def register_export_args(parser: argparse.ArgumentParser) -> None:
 
 
 def export_cacao(args: argparse.Namespace) -> int:
-    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.playbook import load_for_command
     from runbook.record.cacao import export_playbook
 
-    try:
-        path = resolve_playbook(args.playbook)
-        loaded = load_playbook(path, display=args.playbook)
-    except FileNotFoundError as exc:
-        _err(str(exc))
-        return USAGE
-    except PlaybookInvalid as exc:
-        for problem in exc.problems:
-            print(printable(problem), file=sys.stderr)
+    loaded = load_for_command(args.playbook, display=args.playbook)
+    if loaded is None:
         return USAGE
     document = export_playbook(loaded)
     return _write(json.dumps(document, indent=2) + "\n", args.output)

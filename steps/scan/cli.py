@@ -54,21 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from runbook.atomic import write_output
     from runbook.exitcodes import FAILED, OK, UNCHECKED, USAGE
-    from runbook.playbook import PlaybookInvalid, load_playbook, resolve_playbook
+    from runbook.playbook import load_for_command
     from runbook.redact import Redactor
     from runbook.termsafe import printable
     from steps.scan import ScanOptions, scan
     from steps.scan.output import RENDERERS
 
-    try:
-        playbook = load_playbook(resolve_playbook(args.playbook)).playbook
-    except FileNotFoundError as exc:
-        print(f"runbook: {printable(exc)}", file=sys.stderr)
+    loaded = load_for_command(args.playbook)
+    if loaded is None:
         return USAGE
-    except PlaybookInvalid as exc:
-        for problem in exc.problems:
-            print(printable(problem), file=sys.stderr)
-        return USAGE
+    playbook = loaded.playbook
     paths = list(args.paths)
     if not paths and not (args.host or args.root):
         paths = [Path(".")]

@@ -7,8 +7,7 @@ line where it was seen: evidence is never thrown away because the rest of the fi
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from runbook.safeio import MANIFEST_LIMIT
@@ -23,7 +22,6 @@ from steps.npm.lockfiles import (
 )
 from steps.npm.lockfiles.evidence import find_evidence
 from steps.npm.lockfiles.graph import (
-    LockGraph,
     decode_text,
     keys_may_repeat,
     load_json,
@@ -121,7 +119,7 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
         for node in graph.nodes.values()
         if node.name in badset.names and badset.is_bad(node.name, node.version)
     ]
-    paths = dependency_paths(graph) if len(bad) > 1 else None
+    paths = graph.paths() if len(bad) > 1 else None
     for node in bad:
         via = paths(node.key) if paths else graph.via(node.key)
         alias = f" (installed as '{node.alias}')" if node.alias else ""
@@ -142,42 +140,6 @@ def scan_lockfile(path: Path, data: bytes, badset: BadSet) -> Iterator[Finding]:
             via=via,
             message=f"{graph.format}: {node.name}@{node.version or '?'}{alias} resolved {how}",
         )
-
-
-def dependency_paths(graph: LockGraph) -> Callable[[str], list[str] | None]:
-    """`graph.via` for many keys at the cost of one: the breadth-first search from the projects
-    runs once, to the end, instead of once per bad package (a lockfile that resolved thousands of
-    a worm's versions would otherwise cost thousands of searches of the whole graph). The parent
-    each entry gets is the one `via` gives it: the first that reaches it, in the same order."""
-    parents: dict[str, str | None] = {}
-    queue: deque[str] = deque()
-    for project, direct in graph.roots.items():
-        for child in direct:
-            if child not in parents:
-                parents[child] = f"\0{project}"
-                queue.append(child)
-    while queue:
-        current = queue.popleft()
-        for child in graph.edges.get(current, ()):
-            if child not in parents:
-                parents[child] = current
-                queue.append(child)
-
-    def via(key: str) -> list[str] | None:
-        if key not in parents:
-            return None
-        chain: list[str] = []
-        step = parents[key]
-        while step is not None and not step.startswith("\0"):
-            node = graph.nodes.get(step)
-            chain.append(
-                (f"{node.name}@{node.version}" if node.version else node.name) if node else step
-            )
-            step = parents.get(step)
-        chain.append(step[1:] if step else "")
-        return list(reversed(chain))
-
-    return via
 
 
 def _evidence(

@@ -132,6 +132,9 @@ class RunScreen(Screen[None]):
         await self.query_one("#body").mount(StepPane(self.paths, id="pane"))
         await self.query_one("#status").mount(progress)
         await self.mount(Footer())
+        # A footer mounted after the first focus change waits for the next bindings signal;
+        # without one it would stay empty.
+        self.refresh_bindings()
         for tabs in self.query(Tabs):
             tabs.can_focus = False
         self.thread = spawn(self._load, name="runbook-open")

@@ -14,13 +14,12 @@ Every one is rotated by a person (`manual`) at the place `revoke_at` names.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook.safeio import SMALL_FILE_LIMIT, ReadRefused, read_regular
+from runbook.safeio import SMALL_FILE_LIMIT
 from steps.credentials.model import Credential, Location
 from steps.credentials.patterns import decoy_reason
 from steps.credentials.sources.common import Collector, expand
@@ -175,22 +174,13 @@ def _legacy_tokens(source: _Source, doc: Any) -> None:
 
 
 def _encrypted_cache(path: Path, collector: Collector) -> None:
-    try:
-        data = read_regular(path, limit=SMALL_FILE_LIMIT * 16, follow_symlinks=True)
-    except FileNotFoundError:
-        return
-    except ReadRefused as exc:
-        collector.problem(path, f"cannot read: {exc.reason}")
-        return
-    except OSError as exc:
-        collector.problem(path, f"cannot read: {(exc.strerror or type(exc).__name__).lower()}")
-        return
-    if data:
+    digest = collector.digest(path, limit=SMALL_FILE_LIMIT * 16)
+    if digest:
         collector.add(
             Credential(
                 TYPE,
                 Location("file", path.name, path),
-                "sha256:" + hashlib.sha256(data).hexdigest(),
+                digest,
                 "manual",
                 REVOKE_CACHE,
                 {"kind": "encrypted az login token cache"},

@@ -16,6 +16,7 @@ file, so a credential listed from a partly unreadable file says so.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -298,6 +299,24 @@ class Collector:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             return "\n".join(self._split(path, data))
+
+    def digest(self, path: Path, limit: int) -> str | None:
+        """`sha256:<hex>` of a file that is fingerprinted, not parsed (an encrypted token
+        cache, a credential store), or None when it is absent, empty or unreadable (noted)."""
+        opened = self._open(path, limit, missing_ok=True)
+        if opened is None:
+            return None
+        handle, _ = opened
+        hasher = hashlib.sha256()
+        total = 0
+        with handle:
+            while chunk := handle.read(1 << 16):
+                total += len(chunk)
+                if total > limit:
+                    self.problem(path, f"cannot read: grew past the {_human(limit)} limit")
+                    return None
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest() if total else None
 
 
 def expand(path: str, home: Path | None) -> Path:

@@ -14,11 +14,10 @@ Every one of these is rotated by a person (`manual`), at the place `revoke_at` n
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from runbook.safeio import SMALL_FILE_LIMIT, ReadRefused, read_regular
+from runbook.safeio import SMALL_FILE_LIMIT
 from steps.credentials.model import Credential, Location
 from steps.credentials.patterns import decoy_reason
 from steps.credentials.sources.common import Collector, expand
@@ -124,23 +123,14 @@ def scan_key_file(
 
 
 def _store(path: Path, what: str, collector: Collector) -> None:
-    try:
-        data = read_regular(path, limit=SMALL_FILE_LIMIT * 64, follow_symlinks=True)
-    except FileNotFoundError:
-        return
-    except ReadRefused as exc:
-        collector.problem(path, f"cannot read: {exc.reason}")
-        return
-    except OSError as exc:
-        collector.problem(path, f"cannot read: {(exc.strerror or type(exc).__name__).lower()}")
-        return
-    if not data:
+    digest = collector.digest(path, limit=SMALL_FILE_LIMIT * 64)
+    if not digest:
         return
     collector.add(
         Credential(
             TYPE,
             Location("file", path.name, path),
-            "sha256:" + hashlib.sha256(data).hexdigest(),
+            digest,
             "manual",
             REVOKE_STORE,
             {"kind": what, "file": path.name},

@@ -6,7 +6,7 @@ import functools
 import json
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -66,6 +66,19 @@ class LockGraph:
         depends on lib which depends on `key` (a link, git or file entry shows its name alone).
         None when nothing reaches it (an orphan entry).
         """
+        return self._chain(self._parents(until=key), key)
+
+    def paths(self) -> Callable[[str], list[str] | None]:
+        """`via` for many keys at the cost of one: the breadth-first search from the projects
+        runs once, to the end, instead of once per key (a lockfile that resolved thousands of a
+        worm's versions would otherwise cost thousands of searches of the whole graph). Each
+        entry gets the parent `via` gives it: the first that reaches it, in the same order."""
+        parents = self._parents(until=None)
+        return lambda key: self._chain(parents, key)
+
+    def _parents(self, until: str | None) -> dict[str, str | None]:
+        """Breadth-first parents from the projects (a project is `"\0name"`), stopping once
+        `until` is taken off the queue."""
         parents: dict[str, str | None] = {}
         queue: deque[str] = deque()
         for project, direct in self.roots.items():
@@ -75,12 +88,15 @@ class LockGraph:
                     queue.append(child)
         while queue:
             current = queue.popleft()
-            if current == key:
+            if current == until:
                 break
             for child in self.edges.get(current, ()):
                 if child not in parents:
                     parents[child] = current
                     queue.append(child)
+        return parents
+
+    def _chain(self, parents: dict[str, str | None], key: str) -> list[str] | None:
         if key not in parents:
             return None
         chain: list[str] = []
