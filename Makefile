@@ -36,10 +36,14 @@ browser:
 	    echo "the tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; \
 	  fi; }
 
+# pytest-xdist: one worker per core, at most 4; a test file stays on one worker (its registry,
+# moto server and other module fixtures are started once). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP) $(TOOLS_STAMP) browser
 	$(BIN)/ruff check runbook steps tests
 	$(BIN)/ruff format --check runbook steps tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check runbook steps tests bench

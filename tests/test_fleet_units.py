@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -329,3 +331,43 @@ def test_the_wheelhouse_pins_what_this_controller_runs():
     pins = dict(p.split("==") for p in installed_versions())
     assert pins["textual"] == metadata.version("textual")
     assert "pytest" not in pins and "ansible-core" not in pins  # extras are not runbook's own
+
+
+def _stage_all(agent_path: str, config: dict[str, Any], playbooks: list[bytes], barrier) -> None:
+    spec = importlib.util.spec_from_file_location("fleet_agent", agent_path)
+    assert spec and spec.loader
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    host = agent.Host(config)
+    for text in playbooks:
+        digest = hashlib.sha256(text).hexdigest()
+        staged = dict(config, playbook_sha256=digest, playbook_b64=base64.b64encode(text).decode())
+        barrier.wait(timeout=20)  # broken at once for the others when one worker dies
+        assert Path(agent._playbook_ref(host, staged)).read_bytes() == text
+
+
+def test_hosts_sharing_a_venv_root_stage_the_same_playbook_at_once(tmp_path):
+    """Hosts sharing a venv root stage one playbook file at the same moment: each must end with
+    the file staged (a shared temporary name once made one of them fail)."""
+    playbooks = [b"# %d\n" % n + b"x" * 200_000 for n in range(25)]
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    workers = [
+        context.Process(
+            target=_stage_all,
+            args=(
+                str(AGENT),
+                _config(tmp_path / f"h{n}", venv_root=str(tmp_path / "shared")),
+                playbooks,
+                barrier,
+            ),
+        )
+        for n in range(6)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0] * 6
+    assert not list((tmp_path / "shared" / "playbooks").glob("*.tmp"))
+    assert len(list((tmp_path / "shared" / "playbooks").glob("*.yaml"))) == 25

@@ -426,9 +426,16 @@ def _playbook_ref(host, config):
     path = host.playbook_path(digest)
     if not host.playbook_staged(digest) and config.get("playbook_b64"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "wb") as handle:
-            handle.write(base64.b64decode(config["playbook_b64"]))
-        os.replace(path + ".tmp", path)
+        # hosts sharing a venv root stage the same file at once: each writes its own temporary
+        # file (a shared name would let one replace it while another still writes it)
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(base64.b64decode(config["playbook_b64"]))
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     if not host.playbook_staged(digest):
         raise Refused("run", f"the playbook staged at {path} does not match its digest")
     return path
