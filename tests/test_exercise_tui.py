@@ -28,11 +28,12 @@ from runbook.tui.facilitator.app import FacilitatorApp
 from runbook.tui.screens.prompt import QuestionScreen, TextPromptScreen
 from runbook.tui.widgets.header import RunHeader
 from tests.exercise_support import SCENARIO, install_small_world, write_small
-from tests.tui_support import text_of, wait_until
+from tests.tui_support import on_screen, text_of, wait_until
 
 
 async def type_in(pilot, text: str) -> None:
     """Fill the focused field (as a paste would) and press enter."""
+    await wait_until(pilot, lambda: isinstance(pilot.app.focused, Input))
     field = pilot.app.focused
     assert isinstance(field, Input), field
     field.value = text
@@ -66,7 +67,7 @@ async def test_the_players_app_from_role_to_survey(tmp_path: Path) -> None:
         assert "EXERCISE" in text_of(header) and "clock +0:0" in text_of(header)
         await pilot.press("down", "enter")  # the incident commander
         # the inject due at +0 is on screen, with its decision
-        await wait_until(pilot, lambda: isinstance(app.screen, InjectScreen))
+        await on_screen(pilot, InjectScreen, "#inject-title", "#inject-text")
         assert "CI pulled plain-crypto-js" in text_of(app.screen.query_one("#inject-title"))
         assert "Build 4711" in text_of(app.screen.query_one("#inject-text"))
         await pilot.press("down", "down", "enter")  # keep running; then the rationale
@@ -80,7 +81,7 @@ async def test_the_players_app_from_role_to_survey(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: events(prepared, "discussion"))
         await pilot.press("i")  # the injects so far
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, InjectScreen))
+        await on_screen(pilot, InjectScreen, "#inject-title")
         assert not app.screen.query("#options"), "decided already: no second decision"
         await pilot.press("escape")
         await pilot.press("q")
@@ -138,7 +139,7 @@ async def test_an_inject_the_facilitator_fires_is_on_screen_within_a_second(
             facilitator.pause()
             fired = time.monotonic()
             facilitator.fire("dns-log")  # during a pause
-            await wait_until(pilot, lambda: isinstance(app.screen, InjectScreen), timeout=5)
+            await on_screen(pilot, InjectScreen, "#inject-title", timeout=5)
             latency = time.monotonic() - fired
             assert "DNS logs name the C2" in text_of(app.screen.query_one("#inject-title"))
             assert latency < 1.0, f"{latency:.2f}s"

@@ -19,6 +19,7 @@ from tests.tui_support import (
     events,
     idle,
     make_app,
+    on_screen,
     ready,
     status,
     text_of,
@@ -97,7 +98,7 @@ async def test_confirmation_no_then_yes(keys_app, project):
         screen = await ready(pilot)
         screen.steps.select_id("wipe")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await on_screen(pilot, ConfirmScreen, "#counts")
         shown = text_of(app.screen.query_one("#counts"))
         assert "1 action(s), 1 destructive: 1 path(s) removed" in shown
         await pilot.press("n")
@@ -195,7 +196,7 @@ async def test_audit_view_is_live_and_verifies_the_chain(keys_app):
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await on_screen(pilot, AuditScreen, "#chain")
         audit = app.screen
         assert "chain intact: 1 entries" in text_of(audit.query_one("#chain"))
         table = audit.query_one("#audit-table")
@@ -215,7 +216,7 @@ async def test_audit_view_shows_a_broken_chain(keys_app):
         lines = journal.read_bytes().splitlines(keepends=True)
         journal.write_bytes(lines[0].replace(b"test-operator", b"someone-else"))
         await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await on_screen(pilot, AuditScreen, "#chain")
         chain = text_of(app.screen.query_one("#chain"))
         assert "chain BROKEN at line 1" in chain
 
@@ -347,7 +348,7 @@ async def test_a_secret_prompt_is_masked(keys_app):
             target=lambda: answers.append(screen.operator.secret(step, "npm password"))
         )
         worker.start()
-        await wait_until(pilot, lambda: isinstance(app.screen, SecretScreen))
+        await on_screen(pilot, SecretScreen, "#answer")
         field = app.screen.query_one("#answer")
         assert field.password
         await pilot.press(*"hunter2")
@@ -383,7 +384,7 @@ async def test_tabletop_mode_is_a_dry_run_with_its_own_banner(tmp_path, sandbox_
         assert "TABLETOP" in text_of(screen.query_one("RunHeader"))
         screen.steps.select_id("wipe")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await on_screen(pilot, ConfirmScreen, "#counts")
         assert "TABLETOP" in text_of(app.screen.query_one("#counts"))
         await pilot.press("y")
         await idle(pilot, screen)
@@ -447,11 +448,11 @@ async def test_brackets_in_titles_and_errors_are_text_not_markup(tmp_path, sandb
         screen = await ready(pilot)
         screen.steps.select_id("wipe")
         await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await on_screen(pilot, TextPromptScreen, ".dialog-title")
         assert title in text_of(app.screen.query_one(".dialog-title"))
         await pilot.press("escape")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await on_screen(pilot, ConfirmScreen, "#confirm-title")
         assert title in text_of(app.screen.query_one("#confirm-title"))
         await pilot.press("n")
         await idle(pilot, screen)
@@ -513,8 +514,7 @@ async def test_help_fits_80x24_and_scrolls(keys_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press("question_mark")
-        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause()
+        await on_screen(pilot, HelpScreen, ".dialog-keys")
         keys = app.screen.query_one(".dialog-keys")
         assert "esc: close" in text_of(keys)
         assert keys.region.height and keys.region.bottom <= 24  # on screen, not cut off

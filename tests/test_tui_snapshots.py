@@ -25,6 +25,7 @@ from tests.tui_support import (
     fixed_clock,
     idle,
     make_app,
+    on_screen,
     ready,
     stand_in_hash,
     wait_until,
@@ -124,7 +125,7 @@ def test_audit_view(snap_compare, stable, tmp_path):
         await idle(pilot, screen)
         screen.session.runner.note("Told the incident lead; the laptop stays on the network.")
         await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await on_screen(pilot, AuditScreen, "#chain")
         await wait_until(pilot, lambda: "entries" in str(app.screen.query_one("#chain").content))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=audit)

@@ -24,6 +24,7 @@ from tests.tui_support import (
     events,
     idle,
     make_app,
+    on_screen,
     ready,
     status,
     text_of,
@@ -134,7 +135,7 @@ async def test_live_walk_through_detection_and_pins(tmp_path, registry):
         await idle(pilot, screen)
         assert status(screen, "check-host") == "outstanding"
         await pilot.press("enter", "enter")  # on to pin, and run it
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await on_screen(pilot, ConfirmScreen, "#confirm-plan Static")
         plan = text_of(app.screen.query_one("#confirm-plan Static"))
         assert '-    "axios": "1.14.1"' in plan and '+    "axios": "1.14.0"' in plan
         assert "$ npm install --package-lock-only --ignore-scripts" in plan

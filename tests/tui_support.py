@@ -175,6 +175,19 @@ async def wait_until(pilot: Pilot[Any], predicate: Callable[[], object], timeout
         await pilot.pause(0.02)
 
 
+async def on_screen(pilot: Pilot[Any], screen_type: type, *selectors: str, timeout: float = 20):
+    """Wait until a `screen_type` is the active screen and each selector matches on it (a
+    pushed screen is active before its widgets are mounted)."""
+    app = pilot.app
+
+    def shown() -> bool:
+        screen = app.screen
+        return isinstance(screen, screen_type) and all(screen.query(s) for s in selectors)
+
+    await wait_until(pilot, shown, timeout)
+    return app.screen
+
+
 def run_screen(app: RunbookApp) -> RunScreen:
     screen = app.run_screen
     assert screen is not None
@@ -221,7 +234,11 @@ async def answer(pilot: Pilot[Any], text: str) -> None:
     """Fill the focused prompt's field (as a paste would) and press enter."""
     from textual.widgets import Input
 
-    field = pilot.app.screen.query_one(Input)
+    app = pilot.app
+    await wait_until(
+        pilot, lambda: isinstance(app.focused, Input) and app.focused.screen is app.screen
+    )
+    field = app.screen.query_one(Input)
     field.value = text
     await pilot.press("enter")
 
