@@ -219,7 +219,16 @@ class RotateAwsKeys(StepKind):
             out.pinned,
         )
         return Survey(
-            jobs, out.items, out.findings, out.actions, out.notes, fp, vault, target, service
+            jobs,
+            out.items,
+            out.findings,
+            out.actions,
+            out.notes,
+            fp,
+            vault,
+            target,
+            service,
+            extra={"unreachable": len(unreachable)},
         )
 
     # -- apply -------------------------------------------------------------------------------
@@ -257,7 +266,11 @@ class RotateAwsKeys(StepKind):
         parts = []
         if ctx.dry_run:
             would = sum(1 for j in state.jobs if "verify" in j.ops)
-            parts.append(f"would rotate {would} key(s)")
+            unchecked = state.extra.get("unreachable", 0)
+            parts.append(
+                f"would rotate {would + unchecked} key(s)"
+                + (f" ({unchecked} not checked: AWS not reachable)" if unchecked else "")
+            )
         elif rotated:
             parts.append(
                 f"rotated {len(rotated)} key(s): "

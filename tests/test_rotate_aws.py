@@ -636,6 +636,33 @@ def test_keyring_entry_of_a_key_aws_no_longer_has_is_forgotten(
         assert moto.keys("alice") == []
 
 
+def test_a_dry_run_without_aws_counts_the_keys_it_could_not_check(
+    moto: MotoServer, aws_env, project, run_cli, tmp_path
+) -> None:
+    """AWS unreachable in a dry run: the plan still names each key a live run would rotate, and
+    the summary counts them as not checked instead of "would rotate 0"."""
+    moto.user("alice")
+    old = moto.create_key("alice")
+    creds = credentials_file(Path(aws_env["HOME"]), old)
+    before = digest(creds)
+    journal = tmp_path / "run.jsonl"
+    dead = f"http://127.0.0.1:{_closed_port()}"
+
+    result = run_cli(
+        "run", PLAYBOOK, "--target", project, "--journal", journal, "--dry-run",
+        "--aws-endpoint-url", dead,
+        env=aws_env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, summary_of(journal)
+    summary = summary_of(journal)
+    assert "would rotate 1 key(s) (1 not checked: AWS not reachable)" in summary
+    notes = events(journal, "step_planned")[0]["notes"]
+    assert any(n.startswith("AWS is not reachable at") for n in notes)
+    assert digest(creds) == before
+    assert_no_secrets(everything_written(journal, result), old=old)
+
+
 def _closed_port() -> int:
     from tests.moto_server import free_port
 
