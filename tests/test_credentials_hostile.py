@@ -141,6 +141,53 @@ def test_a_symlinked_dotfile_is_followed_to_a_regular_file(home: Path, project: 
     assert found["location"]["path"] == str(home / ".npmrc") and found["rotation"] == "npm"
 
 
+def test_a_symlink_inside_a_target_is_not_followed_but_never_passed_over(
+    home: Path, project: Path, tmp_path: Path
+) -> None:
+    """A repository's `.env` linked to a file elsewhere is not read (a repository could point one
+    anywhere), so the list may be incomplete: a problem names the link and the command that
+    checks the file, and the exit code is 3. A link to a file read anyway (HOME's own `.npmrc`)
+    or to nothing is no problem."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    token, other = npm_token(), npm_token()
+    (shared / "prod.env").write_text(f"NPM_TOKEN={token}\n")
+    (shared / "work.npmrc").write_text(f"//registry.npmjs.org/:_authToken={other}\n")
+    (project / ".env.production").symlink_to("../shared/prod.env")
+    (project / ".env.gone").symlink_to("nowhere")
+    kept = home / "dotfiles" / "npmrc"
+    kept.parent.mkdir()
+    kept.write_text(f"//registry.npmjs.org/:_authToken={other}\n")
+    (home / ".npmrc").symlink_to(kept)
+    (project / ".npmrc").symlink_to(kept)
+
+    result = secrets_cli(home, "--host", project, "--format", "json")
+
+    assert result.returncode == 3, result.stderr
+    link = project / ".env.production"
+    assert problems_of(result.stderr) == {
+        str(link): "not read: a symlink (to ../shared/prod.env) inside the target is not "
+        f"followed; check the file it points to with `runbook secrets {shared / 'prod.env'}`"
+    }
+    [found] = json.loads(result.stdout)["credentials"]  # HOME's npmrc, read once
+    assert found["location"]["path"] == str(home / ".npmrc")
+    assert token not in result.stdout + result.stderr
+
+    # the command the problem names finds what the link hid; an npmrc under another name is
+    # read as an npmrc
+    named = secrets_cli(home, shared / "prod.env", shared / "work.npmrc", "--format", "json")
+    assert named.returncode == 0, named.stderr
+    found = json.loads(named.stdout)["credentials"]
+    assert sorted((c["type"], c["rotation"]) for c in found) == [
+        ("npm-token", "npm"),
+        ("npm-token", "npm"),
+    ]
+    assert {c["location"]["path"] for c in found} == {
+        str(shared / "prod.env"),
+        str(shared / "work.npmrc"),
+    }
+
+
 def test_a_path_named_on_the_command_line_is_followed_but_must_be_regular(
     home: Path, project: Path
 ) -> None:

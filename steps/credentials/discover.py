@@ -64,6 +64,7 @@ class ProjectFiles:
     npmrc: list[Path] = field(default_factory=list)
     yarnrc: list[Path] = field(default_factory=list)
     dotenv: list[Path] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)  # symlinks named like one: not followed
 
 
 def _sort(path: Path, files: ProjectFiles) -> bool:
@@ -77,6 +78,18 @@ def _sort(path: Path, files: ProjectFiles) -> bool:
     else:
         return False
     return True
+
+
+def _named(path: Path, files: ProjectFiles) -> None:
+    """A file named on the command line under another name (`npmrc`, `work.npmrc`, a copy of a
+    `.yarnrc.yml`): read by the format its name suggests, else as a `.env` file."""
+    name = path.name.lower()
+    if name.endswith("npmrc"):
+        files.npmrc.append(path)
+    elif name.endswith("yarnrc.yml"):
+        files.yarnrc.append(path)
+    else:
+        files.dotenv.append(path)
 
 
 def _irregular(entry: os.DirEntry[str]) -> str:
@@ -103,7 +116,7 @@ def walk_targets(targets: Sequence[Path], collector: Collector) -> ProjectFiles:
             seen.add((st.st_dev, st.st_ino))
             if not os.path.isdir(current):
                 if not _sort(Path(current), files):
-                    files.dotenv.append(Path(current))  # a file named on purpose: read as .env
+                    _named(Path(current), files)
                 continue
             entries = sorted(os.scandir(current), key=lambda e: e.name)
         except OSError as exc:
@@ -117,6 +130,9 @@ def walk_targets(targets: Sequence[Path], collector: Collector) -> ProjectFiles:
                         subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     _sort(Path(entry.path), files)
+                elif entry.is_symlink():
+                    if _sort(Path(entry.path), ProjectFiles()):
+                        files.links.append(Path(entry.path))
                 elif not entry.is_symlink() and _sort(Path(entry.path), ProjectFiles()):
                     # a FIFO or device named like a credential file: never opened, but said
                     collector.problem(entry.path, f"cannot read: {_irregular(entry)}")
@@ -162,11 +178,31 @@ def discover(
     for path in files.dotenv:
         if collector.first_visit(path):
             scan_dotenv(path, collector, npm)
+    for link in files.links:
+        _unfollowed(link, collector)
     if env is not None:
         from_env(env, collector, npm)
     if vault is not None:
         _from_vault(vault, collector)
     return collector.result()
+
+
+def _unfollowed(link: Path, collector: Collector) -> None:
+    """A credential-named symlink inside a target is not followed, but never passed over in
+    silence: unless the file it points to was read anyway (HOME's `~/.npmrc`, say) or there is
+    nothing there, it is a problem naming where it points."""
+    try:
+        pointed = os.readlink(link)
+        st = os.stat(link)
+    except OSError:
+        return  # a link to nothing holds no credential
+    if collector.was_read(st):
+        return
+    collector.problem(
+        link,
+        f"not read: a symlink (to {pointed}) inside the target is not followed; check the file "
+        f"it points to with `runbook secrets {os.path.realpath(link)}`",
+    )
 
 
 def _host_tools(home: Path, env: dict[str, str], collector: Collector) -> None:

@@ -176,6 +176,10 @@ class Collector:
         self.problem(path, message)
         self._notes.setdefault(str(path), []).append(message)
 
+    def was_read(self, st: os.stat_result) -> bool:
+        """Whether the file with this `stat` was visited already."""
+        return (st.st_dev, st.st_ino) in self._seen
+
     def first_visit(self, path: Path) -> bool:
         """True the first time a file is seen (a target inside HOME must not count twice).
         Anything but a regular file is always "first": each name pointing at a FIFO or device
