@@ -34,6 +34,9 @@ from runbook.termsafe import printable
 LABEL = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped", "outstanding": "open"}
 
 
+SUMMARY_LINES = 12  # of a step's summary, in the terminal; the journal keeps all of it
+
+
 def _err(message: str) -> None:
     print(f"runbook: {printable(message)}", file=sys.stderr)
 
@@ -141,8 +144,14 @@ class TextEmitter:
     def step(self, step: StepSpec, state: StepState) -> None:
         label = LABEL.get(state.status, state.status)
         took = f" ({state.duration:.1f}s)" if state.duration else ""
-        summary = f"  {printable(state.summary)}" if state.summary else ""
+        # a multi-line summary (a failed command's output) goes on indented lines below its row
+        lines = printable(state.summary or "", keep_newlines=True).splitlines() or [""]
+        summary = f"  {lines[0]}" if lines[0] else ""
         print(f"  {label:<8} {printable(step.id):<28}{summary}{took}", flush=True)
+        for line in lines[1:SUMMARY_LINES]:
+            print(f"{'':<40}{line}", flush=True)
+        if len(lines) > SUMMARY_LINES:
+            print(f"{'':<40}({len(lines) - SUMMARY_LINES} more line(s) in the journal)", flush=True)
 
     def end(
         self,

@@ -44,3 +44,22 @@ def test_the_result_can_always_be_encoded_and_printed():
 def test_any_object_is_shown_by_its_str():
     assert printable(Path("/tmp/a\x1bb")) == "/tmp/a\\x1bb"
     assert printable(OSError(2, "gone\x1b")) == "[Errno 2] gone\\x1b"
+
+
+def test_a_multi_line_step_summary_is_shown_on_indented_lines(capsys) -> None:
+    """A failed command's output in a summary: its first line on the step's row, the others
+    below it (escaped, never raw), at most `SUMMARY_LINES` of them in the terminal."""
+    from runbook.headless import SUMMARY_LINES, TextEmitter
+    from runbook.models import StepSpec
+    from runbook.runstate import StepState
+
+    spec = StepSpec.model_validate({"id": "reinstall", "uses": "manual", "title": "Reinstall"})
+    lines = [f"npm ERR! line {n}" for n in range(SUMMARY_LINES + 3)]
+    summary = "npm ci failed (exit 1):\n" + "\n".join(lines) + "\x1b[31m"
+    TextEmitter().step(spec, StepState(status="failed", summary=summary, duration=1.25))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["FAILED", "reinstall", "npm", "ci", "failed", "(exit", "1):", "(1.2s)"]
+    assert out[1] == " " * 40 + "npm ERR! line 0"
+    assert len(out) == SUMMARY_LINES + 1
+    assert out[-1].strip() == "(4 more line(s) in the journal)"
+    assert "\x1b" not in "\n".join(out) and "\\x0a" not in "\n".join(out)
