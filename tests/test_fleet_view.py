@@ -10,6 +10,8 @@ import socket
 import subprocess
 
 import pytest
+from textual.app import ScreenStackError
+from textual.widgets import DataTable
 
 from bench.fleet import synthetic_fleet
 from runbook.fleet import hosts as records
@@ -155,3 +157,18 @@ def test_the_headless_table_and_json(fleet40, sandbox_env):
         check=False,
     )
     assert gone.returncode == 2 and "Traceback" not in gone.stderr and "nope" in gone.stderr
+
+
+async def test_a_refresh_or_highlight_arriving_as_the_view_closes_is_ignored(tmp_path):
+    """The table's messages and the refresh timer can still arrive once the last screen is gone
+    (quitting during a fleet run): they must not end the app with a traceback."""
+    fleet = synthetic_fleet(tmp_path / "fleet", 3, seed=7)
+    app = FleetApp(fleet, refresh=0.05)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#hosts", DataTable)
+    with pytest.raises(ScreenStackError):
+        app.screen  # noqa: B018 (the state the handlers meet)
+    app.poll()
+    row = table.coordinate_to_cell_key((0, 0)).row_key
+    app.on_data_table_row_highlighted(DataTable.RowHighlighted(table, 0, row))

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 from runbook.exercise.facilitation import Facilitation, FacilitationError
 from runbook.exercise.model import format_duration
 from runbook.termsafe import printable
+from runbook.tui.closing import widgets_gone
 
 REFRESH = 0.25  # seconds between looks at the journal
 STATE_STYLE = {
@@ -112,7 +113,7 @@ class FacilitatorApp(App[None]):
 
     # -- drawing -------------------------------------------------------------------------------
     def _poll(self) -> None:
-        if self.f is None:
+        if self.f is None or widgets_gone(self, "#f-head"):
             return
         try:
             new = self.f.refresh()

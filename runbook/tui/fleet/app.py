@@ -29,6 +29,7 @@ from runbook.fleet.status import (
     timeline,
 )
 from runbook.termsafe import printable
+from runbook.tui.closing import widgets_gone
 from runbook.tui.widgets.table import FittedTable
 
 HEADERS = ["Host", "State", "Findings", "Steps", "Open", "Took", "Journal head", "Reason"]
@@ -180,14 +181,14 @@ class FleetApp(App[int]):
 
     # -- events and actions ------------------------------------------------------------------
     def poll(self) -> None:
-        if not self.screen.query("#hosts"):
-            return  # the app is closing: its widgets are gone
+        if widgets_gone(self, "#hosts"):
+            return
         if self.watcher.poll():
             self.draw()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if not self.screen.query("#detail"):
-            return  # a message that arrives while the app closes
+        if widgets_gone(self, "#detail"):
+            return
         if 0 <= event.cursor_row < len(self.shown):
             host = self.shown[event.cursor_row]["host"]
             if host != self.selected:
