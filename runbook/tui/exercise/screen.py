@@ -171,6 +171,9 @@ class ExerciseRunScreen(RunScreen):
         exercise = self.exercise
         if exercise is None:
             return ""
+        # the entry that changed the clock may have reached this screen before the drill's
+        # thread fed it to the facts
+        exercise.drill.catch_up()
         clock = exercise.drill.facts.clock
         now = exercise.drill.now()
         text = f"clock {format_duration(now)}"
