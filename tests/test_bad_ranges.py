@@ -12,11 +12,8 @@ import git
 import pytest
 import yaml
 
-from runbook.effects import Effects
 from runbook.models import AffectedPackage, Incident, Playbook
-from runbook.operator import HeadlessOperator
 from runbook.playbook import load_playbook
-from runbook.redact import Redactor
 from runbook.step import StepContext, StepError
 from steps.git_commit import GitCommitStep
 from steps.npm.badset import BadSet
@@ -27,6 +24,7 @@ from steps.scan.history import scan_repo
 from tests.bigset_registry import publish_fakes
 from tests.conftest import BUNDLED
 from tests.npmreg import require_tools, run_tool, start_registry
+from tests.support.context import step_context
 from tests.test_pin import make_env
 from tests.test_scan_history import commit
 
@@ -206,24 +204,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _context(playbook: Playbook, target: Path, env: dict) -> StepContext:
-    step = next(s for s in load_playbook(BUNDLED).playbook.steps if s.id == "pin")
-    effects = Effects(
-        dry_run=False,
-        roots=[target],
-        backup_dir=target.parent / "backups",
-        record=lambda event, data: None,
-        redactor=Redactor(),
-    )
-    return StepContext(
-        playbook=playbook,
-        step=step,
-        target=target,
-        effects=effects,
-        operator=HeadlessOperator("test"),
-        env=env,
-        dry_run=False,
-        record=lambda event, data: None,
-    )
+    pin = next(s for s in load_playbook(BUNDLED).playbook.steps if s.id == "pin")
+    return step_context(playbook, pin, target, env)
 
 
 def test_pin_moves_direct_and_transitive_copies_out_of_the_ranges(

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.effects import Effects
-from runbook.operator import HeadlessOperator
 from runbook.playbook import load_playbook
-from runbook.redact import Redactor
 from runbook.step import StepContext, StepError
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import parse_lockfile
@@ -27,6 +24,7 @@ from tests.npmreg import (
     tool_env,
     tool_paths,
 )
+from tests.support.context import step_context
 
 FIXTURES = Path(__file__).parent / "fixtures" / "projects"
 PLAYBOOK = load_playbook(BUNDLED).playbook
@@ -51,25 +49,8 @@ def make_env(registry, tmp_path: Path) -> dict[str, str]:
 
 
 def context(target: Path, env: dict, *, dry_run: bool = False, records=None) -> StepContext:
-    records = records if records is not None else []
     step = next(s for s in PLAYBOOK.steps if s.id == "pin")
-    effects = Effects(
-        dry_run=dry_run,
-        roots=[target],
-        backup_dir=target.parent / "backups",
-        record=lambda event, data: records.append((event, data)),
-        redactor=Redactor(),
-    )
-    return StepContext(
-        playbook=PLAYBOOK,
-        step=step,
-        target=target,
-        effects=effects,
-        operator=HeadlessOperator("test"),
-        env=env,
-        dry_run=dry_run,
-        record=lambda event, data: records.append((event, data)),
-    )
+    return step_context(PLAYBOOK, step, target, env, dry_run=dry_run, records=records)
 
 
 def run_pin(target: Path, env: dict, **params):

@@ -23,9 +23,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook.effects import Effects
-from runbook.operator import HeadlessOperator
-from runbook.redact import Redactor
 from runbook.step import StepContext
 from steps.npm.badset import BadSet
 from steps.npm.lockfiles import parse_lockfile
@@ -33,6 +30,7 @@ from steps.pin import PinParams, PinStep
 from tests.bigset_registry import big_set_playbook, publish_fakes
 from tests.conftest import BUNDLED
 from tests.npmreg import require_tools, run_tool, start_registry
+from tests.support.context import step_context
 from tests.test_pin import make_env
 
 PLAYBOOK = big_set_playbook(safe_pins=True)
@@ -83,24 +81,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
 def context(target: Path, env: dict) -> StepContext:
     from runbook.playbook import load_playbook
 
-    step = next(s for s in load_playbook(BUNDLED).playbook.steps if s.id == "pin")
-    effects = Effects(
-        dry_run=False,
-        roots=[target],
-        backup_dir=target.parent / "backups",
-        record=lambda event, data: None,
-        redactor=Redactor(),
-    )
-    return StepContext(
-        playbook=PLAYBOOK,
-        step=step,
-        target=target,
-        effects=effects,
-        operator=HeadlessOperator("test"),
-        env=env,
-        dry_run=False,
-        record=lambda event, data: None,
-    )
+    pin = next(s for s in load_playbook(BUNDLED).playbook.steps if s.id == "pin")
+    return step_context(PLAYBOOK, pin, target, env)
 
 
 def resolved(target: Path, manager: str) -> set[str]:

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from runbook.effects import Effects
-from runbook.operator import HeadlessOperator
 from runbook.playbook import load_playbook
-from runbook.redact import Redactor
 from runbook.step import StepContext
 from steps.npm.lockfiles import parse_lockfile
 from steps.osv.template import Facts, standard_steps
 from steps.pin import PinParams, PinStep
 from steps.scan import ScanOptions, scan
 from tests.npmreg import FIXED_REGISTRY, NODE_MODULES, require_tools, start_registry, tool_env
+from tests.support.context import step_context
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PATH = ROOT / "playbooks" / "shai-hulud-2025.yaml"
@@ -190,24 +188,7 @@ def registry(tmp_path_factory):
 
 
 def live_context(target: Path, env: dict) -> StepContext:
-    step = TEST_PLAYBOOK.step("pin")
-    effects = Effects(
-        dry_run=False,
-        roots=[target],
-        backup_dir=target.parent / "backups",
-        record=lambda event, data: None,
-        redactor=Redactor(),
-    )
-    return StepContext(
-        playbook=TEST_PLAYBOOK,
-        step=step,
-        target=target,
-        effects=effects,
-        operator=HeadlessOperator("test"),
-        env=env,
-        dry_run=False,
-        record=lambda event, data: None,
-    )
+    return step_context(TEST_PLAYBOOK, TEST_PLAYBOOK.step("pin"), target, env)
 
 
 def resolved(target: Path) -> set[str]:
