@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from steps.npm.lockfiles.graph import MAX_JSON_DEPTH, LineCounter, split_spec
+from steps.npm.lockfiles.graph import (
+    MAX_JSON_DEPTH,
+    LineCounter,
+    json_string_token,
+    split_spec,
+)
 
 JSON_NAMES = frozenset(
     {"package-lock.json", "npm-shrinkwrap.json", ".package-lock.json", "bun.lock"}
@@ -275,16 +279,6 @@ def _any_version_names(text: str, names: set[str], places: _Places) -> None:
         places.add_offset(name, _plain(version) if version else None, m.start())
 
 
-def _json_string(token: str) -> str:
-    if "\\" not in token:
-        return token[1:-1]
-    try:
-        value = json.loads(token)
-    except ValueError:
-        return token[1:-1]
-    return value if isinstance(value, str) else token[1:-1]
-
-
 def _key_name(key: str | None) -> str | None:
     if key is None:
         return None
@@ -331,7 +325,7 @@ def _json_entries(
     for m in _JSON_TOKEN.finditer(text):
         token = m.group(0)
         if token[0] == '"':
-            value = _json_string(token)
+            value = json_string_token(token)
             if key is not None:
                 if key in _FIELDS and frames and frames[-1][1] is not None and not overflow:
                     frames[-1][1].setdefault(key, (value, m.start()))  # type: ignore[union-attr]

@@ -262,6 +262,18 @@ def json_needle(key: str) -> tuple[str, ...]:
     return (plain,) if plain == ascii_ else (plain, ascii_)
 
 
+def json_string_token(token: str) -> str:
+    """The value of a JSON string token (quotes included); its inside as written when it does
+    not decode to a string."""
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
+
+
 def find_json_key(text: str, key: str, start: int, opener: re.Pattern[str]) -> tuple[int, int]:
     """(offset of `"key"`, end of the match of `opener` after it), searching forward from `start`.
 

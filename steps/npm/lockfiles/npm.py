@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import re
 
 from steps.npm.lockfiles.graph import (
@@ -26,6 +25,7 @@ from steps.npm.lockfiles.graph import (
     check_unique_keys,
     clean_semver,
     find_json_key,
+    json_string_token,
     load_json,
     manifest_deps,
     project_name,
@@ -240,23 +240,13 @@ def _top_level_key(text: str, key: str) -> int:
         elif token in ("}", "]"):
             depth -= 1
         elif m.group(1):  # a key whose value is an object
-            if depth == 1 and _json_key(token[: m.start(1) - m.start()]) == key:
+            if depth == 1 and json_string_token(token[: m.start(1) - m.start()]) == key:
                 return m.end()
             depth += 1
     return 0
 
 
 _STRUCTURE = re.compile(JSON_STRING + r"(\s*:\s*\{)?|[{}\[\]]")
-
-
-def _json_key(token: str) -> str:
-    if "\\" not in token:
-        return token[1:-1]
-    try:
-        value = json.loads(token)
-    except ValueError:
-        return token[1:-1]
-    return value if isinstance(value, str) else token[1:-1]
 
 
 def _through_links(key: str, links: dict[str, str]) -> str:
