@@ -108,6 +108,25 @@ def read_regular(
     return data
 
 
+def sha256_regular(
+    path: str | os.PathLike[str], *, limit: int | None = None, follow_symlinks: bool = False
+) -> str:
+    """The sha256 of a regular file (of at most `limit` bytes), read in blocks; `ReadRefused`
+    (an OSError) otherwise, also when it grows past the limit while read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with open_regular(path, follow_symlinks=follow_symlinks, limit=limit) as handle:
+        while block := handle.read(MiB):
+            size += len(block)
+            if limit is not None and size > limit:
+                why = f"grew past the {_human(limit)} limit while read"
+                raise ReadRefused(path, why, errno.EFBIG)
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def is_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = False) -> bool:
     """Whether `path` is a regular file (a symlink counts only with `follow_symlinks`)."""
     try:

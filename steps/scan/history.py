@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import git
@@ -15,21 +14,12 @@ from steps.npm.badset import BadSet
 from steps.npm.lockfiles import LockfileError, parse_lockfile
 from steps.npm.lockfiles.graph import utf8_bytes
 from steps.npm.ranges import Undecidable, version_prefixes
+from steps.scan.repo_files import Commit  # light: imported by every scan, unlike this module
 from steps.scan.walk import LOCKFILE_NAMES
 
 MARK = "\x1e"
 ANY_VERSION = "[0-9]+\\.[0-9]+\\.[0-9]+"
 GIT_SYMLINK = 0o120000
-
-
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    author: str
-    date: str
-
-    def __str__(self) -> str:
-        return f"{self.sha[:10]} ({self.author}, {self.date})"
 
 
 def _pattern(badset: BadSet) -> str:

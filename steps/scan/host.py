@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -13,7 +12,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PureWindowsPath
 
 from runbook.models import HostArtifact, Indicators, Severity
-from runbook.safeio import MANIFEST_LIMIT, SMALL_FILE_LIMIT, MiB, is_regular, open_regular, within
+from runbook.safeio import (
+    MANIFEST_LIMIT,
+    SMALL_FILE_LIMIT,
+    MiB,
+    is_regular,
+    sha256_regular,
+    within,
+)
 from runbook.step import Finding
 from runbook.termsafe import printable
 from steps.npm.badset import BadSet, parse_name_version
@@ -469,19 +475,6 @@ def _windows_paths(
     return []
 
 
-def _sha256(path: Path) -> str:
-    """The sha256 of a regular file (not through a symlink, at most `INDICATOR_LIMIT` bytes)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open_regular(path, limit=INDICATOR_LIMIT) as handle:
-        while block := handle.read(MiB):
-            size += len(block)
-            if size > INDICATOR_LIMIT:
-                raise OSError(errno.EFBIG, "grew past its size limit while read", str(path))
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scan_indicators(
     indicators: Indicators, root: Path | None, homes: list[Path], env: Mapping[str, str]
 ) -> Iterator[Finding]:
@@ -557,12 +550,12 @@ def _check_artifact(
         except OSError:
             pass  # gone since: hashing it says why
     try:
-        digest = _sha256(path)
+        digest = sha256_regular(path, limit=INDICATOR_LIMIT)
     except OSError as exc:
         return ioc("unknown", f"{label} exists but cannot be read: {why_unreadable(path, exc)}")
     if ref is not None:
         try:
-            same = _sha256(ref) == digest
+            same = sha256_regular(ref, limit=INDICATOR_LIMIT) == digest
         except OSError as exc:
             return ioc(
                 "unknown",

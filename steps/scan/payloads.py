@@ -14,9 +14,7 @@ then not clean.
 
 from __future__ import annotations
 
-import errno
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -24,26 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runbook.models import PackageFile, Severity
-from runbook.safeio import MANIFEST_LIMIT, MiB, open_regular
+from runbook.safeio import MANIFEST_LIMIT, MiB, sha256_regular
 from runbook.step import Finding
 from steps.scan.reading import not_regular, read_file, why_unreadable
 
 KIND = "payload"
 # The payloads seen so far are a few MiB (bundle.js 3.6 MiB, bun_environment.js about 10 MiB).
 PAYLOAD_LIMIT = 64 * MiB
-
-
-def sha256_of(path: str | os.PathLike[str], limit: int = PAYLOAD_LIMIT) -> str:
-    """The SHA-256 of a regular file (not through a symlink, at most `limit` bytes); OSError."""
-    digest = hashlib.sha256()
-    size = 0
-    with open_regular(path, limit=limit) as handle:
-        while block := handle.read(MiB):
-            size += len(block)
-            if size > limit:
-                raise OSError(errno.EFBIG, "grew past its size limit while read", str(path))
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +100,7 @@ class PayloadFiles:
         if not hashed:
             return
         try:
-            digest = sha256_of(path)
+            digest = sha256_regular(path, limit=PAYLOAD_LIMIT)
         except OSError as exc:
             why = why_unreadable(path, exc)
             yield finding("unknown", f" cannot be compared with the known payloads: {why}")

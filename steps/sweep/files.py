@@ -3,27 +3,16 @@ file found also compared to the playbook's known samples (`file_hashes`)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
 from runbook.models import Indicators
-from runbook.safeio import open_regular
+from runbook.safeio import sha256_regular
 from runbook.step import Finding
 from steps.scan.host import current_os, scan_indicators
 from steps.sweep.evidence import Part
 
-CHUNK = 1 << 20
 SYSTEMS = ("macos", "linux", "windows")
-
-
-def sha256_of(path: str | Path) -> str:
-    """The sha256 of a regular file (never a symlink, never blocking); `OSError` else."""
-    digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def known_sample(indicators: Indicators, digest: str) -> str | None:
@@ -58,7 +47,7 @@ def _with_hash(indicators: Indicators, finding: Finding) -> tuple[Finding, str |
     if finding.severity == "unknown" or not finding.path:
         return finding, None
     try:
-        digest = sha256_of(finding.path)
+        digest = sha256_regular(finding.path)
     except OSError as exc:
         message = f"{finding.message}; its sha256 cannot be read: {exc.strerror or exc}"
         return finding.model_copy(update={"message": message}), None
